@@ -1,0 +1,65 @@
+"""The one place that decides which array module runs the math.
+
+CuPy is used when it imports and sees a CUDA device; otherwise NumPy. The environment
+variable ``MACROBATCH_BACKEND=cpu|cuda`` forces the choice (``cuda`` without a usable
+device is an error, never a silent fallback). Every other file takes its array module
+from here as ``xp``; nothing else imports cupy for device math.
+"""
+import os
+
+import numpy
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot be used on this machine."""
+
+
+def _cudaModule():
+    """Return (cupy, None) when CuPy has a usable device, else (None, reason)."""
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # ImportError, CUDARuntimeError (no driver), ...
+        return None, f"{type(e).__name__}: {e}"
+    return (cupy, None) if count > 0 else (None, "no CUDA device found")
+
+
+def _select():
+    choice = os.environ.get("MACROBATCH_BACKEND", "").strip().lower()
+    if choice not in ("", "cpu", "cuda"):
+        raise BackendError(f"MACROBATCH_BACKEND must be 'cpu' or 'cuda', got {choice!r}")
+    if choice == "cpu":
+        return numpy
+    cupy, reason = _cudaModule()
+    if cupy is None and choice == "cuda":
+        raise BackendError(f"MACROBATCH_BACKEND=cuda, but CuPy cannot use a CUDA device ({reason}); "
+                           "install the extra (pip install macrobatch[cuda12]) or unset the variable")
+    return cupy or numpy
+
+
+xp = _select()
+isCuda = xp is not numpy
+name = "cuda" if isCuda else "cpu"
+
+
+def toDevice(ary, dtype=None):
+    """Copy a host array (or anything NumPy can read) to the device, C-contiguous, as dtype."""
+    if isCuda:
+        return xp.ascontiguousarray(xp.asarray(ary, dtype=dtype))
+    return numpy.ascontiguousarray(ary, dtype=dtype)
+
+
+def toHost(ary):
+    """Return a NumPy array for a device array (a no-op on the CPU backend)."""
+    return ary.get() if isCuda and isinstance(ary, xp.ndarray) else numpy.asarray(ary)
+
+
+def isDeviceArray(ary):
+    """True for arrays that live where the backend computes (on the CPU: any ndarray)."""
+    return isinstance(ary, xp.ndarray)
+
+
+def synchronize():
+    """Wait for all queued device work (a no-op on the CPU backend)."""
+    if isCuda:
+        xp.cuda.get_current_stream().synchronize()

@@ -1,0 +1,32 @@
+"""Errors the engine raises; each message names the problem and where it was found."""
+
+
+class MacrobatchError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ShapeError(MacrobatchError, ValueError):
+    """An array's shape does not fit where it is used."""
+
+
+class DtypeError(MacrobatchError, TypeError):
+    """An array's dtype cannot be used where it is given."""
+
+
+class LabelError(MacrobatchError, ValueError):
+    """Targets that a cost cannot take: out of range, negative, fractional."""
+
+
+class DatasetError(MacrobatchError, KeyError):
+    """A dataset (HDF5 name, file, length) is missing or inconsistent."""
+
+    def __str__(self):  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class NonFiniteError(MacrobatchError, FloatingPointError):
+    """NaN or Inf appeared in a loss or in data."""
+
+
+class ModelFileError(MacrobatchError, ValueError):
+    """A model file does not match the model it is loaded into."""

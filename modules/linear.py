@@ -1,0 +1,42 @@
+"""Linear: y = x W + b."""
+from ..engine.backend import xp
+from ..engine.dtype import defaultDtype
+from ..engine.init import initWeights
+from ..engine.variable import Variable
+from ..engine.errors import ShapeError
+from .module import Module
+
+
+class Linear(Module):
+    """Fully connected layer on (batch, insize) inputs.
+
+    W has shape (insize, outsize) and b (outsize,), so the forward pass is one GEMM x @ W.
+    initscheme: 'he' (default), 'xavier' or 'uniform' (see engine.init); useBias=False drops b.
+    """
+
+    def __init__(self, insize, outsize, useBias=True, initscheme="he", name=None):
+        super().__init__(name)
+        self.registerBlueprint(locals())
+        self.insize, self.outsize = insize, outsize
+        self.vars["W"] = Variable(initWeights((insize, outsize), insize, outsize, initscheme, defaultDtype))
+        if useBias:
+            self.vars["b"] = Variable(xp.zeros((outsize,), dtype=defaultDtype))
+
+    def checkDataShape(self, shape):
+        if len(shape) != 2 or shape[1] != self.insize:
+            raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.insize}), got {tuple(shape)}")
+
+    def updateData(self, data):
+        out = xp.matmul(data, self.vars["W"].data)
+        if "b" in self.vars:
+            out += self.vars["b"].data
+        return out
+
+    def updateGrad(self, grad):
+        return xp.matmul(grad, self.vars["W"].data.T)
+
+    def accGradParams(self, grad):
+        W = self.vars["W"]
+        W.grad += xp.matmul(self.inData.T, grad)
+        if "b" in self.vars:
+            self.vars["b"].grad += grad.sum(axis=0)

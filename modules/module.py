@@ -1,0 +1,221 @@
+"""Module: the base of every layer and container.
+
+A module does three things, each a method a subclass overrides:
+
+* ``updateData(data)`` computes and returns the output, keeping what backward needs;
+* ``updateGrad(grad)`` returns the gradient of the loss w.r.t. the input, given the gradient
+  w.r.t. the output;
+* ``accGradParams(grad)`` adds the parameter gradients into ``Variable.grad`` (always adds,
+  in every module and container, so gradients of shared weights sum; the optimizer zeroes).
+
+``__call__`` and ``backward`` wrap them with the checks and bookkeeping every module shares.
+Containers override ``children`` and the data flow; everything that walks the tree
+(variables, modes, casting, saving) lives here once.
+"""
+import json
+
+import numpy
+
+from ..engine import serialize
+from ..engine.backend import toDevice, toHost
+from ..engine.dtype import checkFloat
+from ..engine.errors import DtypeError, ModelFileError, ShapeError
+
+
+class Module:
+    """Base class of layers and containers. ``vars``: name -> Variable (trained);
+    ``attrs``: name -> array (saved, not trained: running statistics)."""
+
+    registry = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Module.registry[cls.__name__] = cls
+
+    def __init__(self, name=None):
+        self.name = name
+        self.vars = {}
+        self.attrs = {}
+        self.train = True
+        self.blueprintArgs = {}
+        self.inData = None
+        self.data = None
+        self.grad = None
+
+    def registerBlueprint(self, args):
+        """Record the constructor's arguments (call with ``locals()``) so a saved file can rebuild this module."""
+        self.blueprintArgs = {k: v for k, v in args.items() if k not in ("self", "__class__")}
+
+    def describe(self):
+        return f"{type(self).__name__} {self.name!r}" if self.name is not None else type(self).__name__
+
+    # --- forward and backward -------------------------------------------------------------
+
+    def __call__(self, data):
+        self.checkDataType(data.dtype)
+        self.checkDataShape(data.shape)
+        self.inData = data
+        self.data = self.updateData(data)
+        return self.data
+
+    def backward(self, grad, updGrad=True, updParamGrads=True):
+        """Propagate grad (d loss / d output). Returns d loss / d input, or None when updGrad is False
+        (the first layer of a network never needs it). Parameter gradients are added when updParamGrads."""
+        if self.data is not None and grad.shape != self.data.shape:
+            raise ShapeError(f"{self.describe()}: gradient of shape {grad.shape} does not match "
+                             f"the output of shape {self.data.shape}")
+        self.grad = self.updateGrad(grad) if updGrad else None
+        if updParamGrads and self.vars:
+            self.accGradParams(grad)
+        return self.grad
+
+    def updateData(self, data):
+        raise NotImplementedError
+
+    def updateGrad(self, grad):
+        raise NotImplementedError
+
+    def accGradParams(self, grad):
+        pass
+
+    def checkDataShape(self, shape):
+        """Raise ShapeError when an input of this shape cannot go through the module."""
+
+    def checkDataType(self, dtype):
+        """Inputs must be floats of the parameters' dtype; override for index inputs."""
+        checkFloat(dtype, self.describe())
+        own = self.dtype
+        if own is not None and numpy.dtype(dtype) != own:
+            raise DtypeError(f"{self.describe()}: input is {numpy.dtype(dtype)} but the parameters are {own}; "
+                             f"convert the data or call module.cast({numpy.dtype(dtype).name})")
+
+    def checkRank(self, shape, rank, layout):
+        """Shared shape check: shape must have the given rank; layout names the axes for the message."""
+        if len(shape) != rank:
+            raise ShapeError(f"{self.describe()}: expected input of shape {layout}, got {tuple(shape)}")
+
+    # --- the tree -------------------------------------------------------------------------
+
+    def children(self):
+        """Named submodules, in order (containers override)."""
+        return {}
+
+    def namedModules(self, prefix=""):
+        yield prefix, self
+        for name, child in self.children().items():
+            yield from child.namedModules(f"{prefix}{name}.")
+
+    def getVariables(self):
+        """Ordered dict 'path.name' -> Variable over the whole tree; a shared Variable appears once."""
+        out, seen = {}, set()
+        for prefix, mod in self.namedModules():
+            for name, var in mod.vars.items():
+                if id(var) not in seen:
+                    seen.add(id(var))
+                    out[prefix + name] = var
+        return out
+
+    def getAttrs(self):
+        """Ordered dict 'path.name' -> (module, name) of the non-trained saved arrays."""
+        return {prefix + name: (mod, name) for prefix, mod in self.namedModules() for name in mod.attrs}
+
+    @property
+    def dtype(self):
+        """The dtype of the parameters, or None for a module without any."""
+        for var in self.getVariables().values():
+            return var.dtype
+        return None
+
+    def paramCount(self):
+        return sum(var.size for var in self.getVariables().values())
+
+    def trainMode(self):
+        for _, mod in self.namedModules():
+            mod.train = True
+        return self
+
+    def evalMode(self):
+        for _, mod in self.namedModules():
+            mod.train = False
+        return self
+
+    def zeroGradParams(self):
+        for var in self.getVariables().values():
+            var.grad.fill(0)
+
+    def cast(self, dtype):
+        """Convert parameters and saved arrays to dtype (before an optimizer is set up on them)."""
+        checkFloat(dtype, self.describe())
+        for var in self.getVariables().values():
+            var.data, var.grad = var.data.astype(dtype), var.grad.astype(dtype)
+        for mod, name in self.getAttrs().values():
+            mod.attrs[name] = mod.attrs[name].astype(dtype)
+        return self
+
+    # --- files ----------------------------------------------------------------------------
+
+    def getBlueprint(self):
+        """Class name and constructor arguments, enough to rebuild the module without user code."""
+        return {"class": type(self).__name__, "args": self.blueprintArgs}
+
+    @classmethod
+    def fromBlueprint(cls, blueprint):
+        return cls(**blueprint["args"])
+
+    def getState(self):
+        """Host copies of every saved array: parameters under 'params/', statistics under 'attrs/'."""
+        state = {"params/" + k: toHost(v.data) for k, v in self.getVariables().items()}
+        state.update({"attrs/" + k: toHost(mod.attrs[n]) for k, (mod, n) in self.getAttrs().items()})
+        return state
+
+    def setState(self, state, source="state"):
+        """Copy arrays into this module in place, after checking every name, shape and dtype kind
+        first: a mismatch raises ModelFileError and nothing is changed."""
+        own = self.getState()
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise ModelFileError(f"{source} does not match {self.describe()}: missing {missing}, unexpected {extra}")
+        for key, ary in own.items():
+            if state[key].shape != ary.shape:
+                raise ModelFileError(f"{source}: {key} has shape {state[key].shape}, the model expects {ary.shape}")
+        for key, var in self.getVariables().items():
+            var.data[...] = toDevice(state["params/" + key], var.dtype)
+        for key, (mod, name) in self.getAttrs().items():
+            mod.attrs[name][...] = toDevice(state["attrs/" + key], mod.attrs[name].dtype)
+
+    def save(self, path):
+        """Write architecture and weights to an HDF5 file, atomically (write, fsync, rename)."""
+        with serialize.atomicH5(path) as f:
+            f.attrs["format"] = "macrobatch-model-1"
+            f.attrs["blueprint"] = json.dumps(self.getBlueprint())
+            for key, ary in self.getState().items():
+                f.create_dataset(key, data=ary)
+
+    def load(self, path):
+        """Load weights saved by save() into this module; refuses (changing nothing) a file for another model."""
+        with serialize.openH5(path) as f:
+            state = {}
+            f.visititems(lambda key, obj: state.__setitem__(key, obj[()]) if hasattr(obj, "shape") else None)
+        self.setState(state, source=str(path))
+        return self
+
+    def __repr__(self):
+        return self.describe()
+
+
+def buildFromBlueprint(blueprint):
+    """Instantiate the module tree a blueprint describes (weights freshly initialised)."""
+    cls = Module.registry.get(blueprint.get("class"))
+    if cls is None:
+        raise ModelFileError(f"unknown module class {blueprint.get('class')!r} in blueprint")
+    return cls.fromBlueprint(blueprint)
+
+
+def loadModel(path):
+    """Rebuild a module saved by Module.save from the file alone and load its weights."""
+    with serialize.openH5(path) as f:
+        if "blueprint" not in f.attrs:
+            raise ModelFileError(f"{path}: not a macrobatch model file (no blueprint)")
+        blueprint = json.loads(f.attrs["blueprint"])
+    return buildFromBlueprint(blueprint).load(path)
+

@@ -1,0 +1,61 @@
+"""Sequential: a chain of modules, each feeding the next."""
+from .module import Module, buildFromBlueprint
+
+
+class Sequential(Module):
+    """Runs children in order; backward runs them in reverse. Children added without a name are
+    named by their position, so parameters are saved as '0.W', '1.b', ..."""
+
+    def __init__(self, *modules, name=None):
+        super().__init__(name)
+        self.modules = []
+        for mod in modules:
+            self.append(mod)
+
+    def append(self, mod):
+        if not isinstance(mod, Module):
+            raise TypeError(f"{self.describe()}: can only append Modules, got {type(mod).__name__}")
+        if mod.name is None:
+            mod.name = str(len(self.modules))
+        if any(m.name == mod.name for m in self.modules):
+            raise ValueError(f"{self.describe()}: a child named {mod.name!r} already exists")
+        self.modules.append(mod)
+        return self
+
+    def extend(self, modules):
+        for mod in modules:
+            self.append(mod)
+        return self
+
+    def __getitem__(self, index):
+        return self.modules[index]
+
+    def __len__(self):
+        return len(self.modules)
+
+    def children(self):
+        return {mod.name: mod for mod in self.modules}
+
+    def checkDataType(self, dtype):
+        pass  # every child checks its own input
+
+    def updateData(self, data):
+        for mod in self.modules:
+            data = mod(data)
+        return data
+
+    def backward(self, grad, updGrad=True, updParamGrads=True):
+        for i in range(len(self.modules) - 1, -1, -1):
+            grad = self.modules[i].backward(grad, updGrad=updGrad or i > 0, updParamGrads=updParamGrads)
+        self.grad = grad
+        return grad
+
+    def getBlueprint(self):
+        blueprint = super().getBlueprint()
+        blueprint["args"] = {"name": self.name}
+        blueprint["children"] = [mod.getBlueprint() for mod in self.modules]
+        return blueprint
+
+    @classmethod
+    def fromBlueprint(cls, blueprint):
+        return cls(*(buildFromBlueprint(child) for child in blueprint["children"]), **blueprint["args"])

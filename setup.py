@@ -1,0 +1,29 @@
+"""macrobatch: a handler-based training engine on raw CUDA arrays (CuPy), NumPy without a GPU.
+
+The repository root is the ``macrobatch`` package: ``engine/``, ``modules/``, ``costs/``,
+``optimizers/``, ``handlers/`` and ``datasets/`` are its subpackages.
+"""
+from setuptools import setup
+
+subpackages = ["engine", "modules", "costs", "optimizers", "handlers", "datasets"]
+
+setup(
+    name="macrobatch",
+    version="0.1.0",
+    description="Handler-based neural network training engine on CuPy arrays, with a NumPy fallback",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    package_dir={"macrobatch": "."},
+    packages=["macrobatch"] + [f"macrobatch.{p}" for p in subpackages],
+    package_data={"macrobatch.datasets": ["digits.csv.gz", "LICENSE.digits"]},
+    install_requires=["numpy>=1.22", "h5py>=3.0", "tqdm>=4.0"],
+    extras_require={
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=13"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0"],
+    },
+    entry_points={"console_scripts": ["macrobatch=macrobatch.cli:main"]},
+)
