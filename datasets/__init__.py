@@ -1,1 +1,2 @@
-"""datasets"""
+"""Datasets bundled with the package."""
+from .digits import digitsH5, loadDigits

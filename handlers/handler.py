@@ -1,0 +1,156 @@
+"""Handler: the template that walks data in macrobatches and batches; subclasses handle one batch.
+
+The data path, in order: ``handleFromHost`` -> contiguous macrobatch read on the host (the next one
+in the background) -> upload of the whole macrobatch -> shuffle on the device -> batches
+-> ``handleBatch``. ``handle`` starts at the shuffle, for data already on the device.
+"""
+import numbers
+
+import numpy
+
+from ..engine.backend import isDeviceArray, toDevice, xp
+from ..engine.dtype import defaultDtype, hostCastable
+from ..engine.errors import DatasetError, DtypeError, ShapeError
+from ..engine.random import hostRng, permutation
+from .hostreader import HostReader
+
+
+def checkPositiveInt(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Handler:
+    """Base of Trainer, Validator and Calculator.
+
+    mod: the Module to drive; onBatchFinish(handler): called after every batch; batchsize: samples per
+    batch (the last batch of a macrobatch may be smaller: it is processed, not dropped).
+
+    During a call the handler exposes ``currBatch`` / ``totalBatches`` (over the whole call) and
+    ``currMacroBatch`` / ``totalMacroBatches``, and passes ``state`` (a dict with the same counters and
+    the position of the batch in the data) to ``handleBatch``.
+    """
+
+    def __init__(self, mod, onBatchFinish=None, batchsize=128):
+        self.mod = mod
+        self.onBatchFinish = onBatchFinish
+        self.batchsize = checkPositiveInt(batchsize, "batchsize")
+        self.currBatch = self.totalBatches = self.totalSamples = 0
+        self.currMacroBatch = self.totalMacroBatches = 0
+        self.state = {}
+        self.gatherBuffers = {}
+
+    def handleBatch(self, batch, idx, state):
+        """Process one batch: batch is [data, target] (target None when the call had none)."""
+        raise NotImplementedError
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def handleFromHost(self, data, target=None, macroBatchSize=10000, onMacroBatchFinish=None, random=True):
+        """Walk host data (NumPy arrays or h5py Datasets, possibly larger than memory) in macrobatches of
+        macroBatchSize contiguous samples, each uploaded to the device whole and cut into batches.
+        random shuffles the order of macrobatches and the samples inside each one; every sample is
+        seen exactly once."""
+        size = self.checkData(data, target, hostOnly=True)
+        macroBatchSize = checkPositiveInt(macroBatchSize, "macroBatchSize")
+        if macroBatchSize < self.batchsize:
+            raise ValueError(f"macroBatchSize ({macroBatchSize}) must be at least batchsize ({self.batchsize})")
+        spans = [(start, min(start + macroBatchSize, size)) for start in range(0, size, macroBatchSize)]
+        if random:
+            spans = [spans[i] for i in hostRng().permutation(len(spans))]
+        self.beginCall(spans)
+        arrays = (data,) if target is None else (data, target)
+        for i, blocks in enumerate(HostReader(arrays, spans, self.prepareHost)):
+            self.handleMacroBatch(i, spans[i][0], *(toDevice(b) for b in blocks), random=random)
+            if onMacroBatchFinish is not None:
+                onMacroBatchFinish(self)
+
+    def handle(self, data, target=None, random=True):
+        """Walk device-resident data in batches (one macrobatch: the whole array)."""
+        size = self.checkData(data, target, hostOnly=False)
+        self.beginCall([(0, size)])
+        blocks = self.prepareDevice(data, target)
+        self.handleMacroBatch(0, 0, *blocks, random=random)
+
+    # --- the walk -------------------------------------------------------------------------
+
+    def beginCall(self, spans):
+        self.totalMacroBatches = len(spans)
+        self.totalBatches = sum(-(-(stop - start) // self.batchsize) for start, stop in spans)
+        self.totalSamples = sum(stop - start for start, stop in spans)
+        self.currBatch = self.currMacroBatch = 0
+
+    def handleMacroBatch(self, index, offset, data, target=None, random=True):
+        """Cut one device-resident macrobatch into batches, shuffled on the device when random."""
+        self.currMacroBatch = index
+        size = data.shape[0]
+        perm = permutation(size) if random else None
+        for start in range(0, size, self.batchsize):
+            stop = min(start + self.batchsize, size)
+            if perm is None:
+                batch = [data[start:stop], None if target is None else target[start:stop]]
+            else:
+                idx = perm[start:stop]
+                batch = [self.gather(data, idx, "data"), None if target is None else self.gather(target, idx, "target")]
+            self.state = {"batch": self.currBatch, "totalBatches": self.totalBatches,
+                          "macroBatch": index, "totalMacroBatches": self.totalMacroBatches,
+                          "macroBatchOffset": offset, "macroBatchSize": size, "totalSamples": self.totalSamples,
+                          "start": start, "size": stop - start}
+            self.handleBatch(batch, self.currBatch, self.state)
+            if self.onBatchFinish is not None:
+                self.onBatchFinish(self)
+            self.currBatch += 1
+        self.finishMacroBatch()
+
+    def finishMacroBatch(self):
+        """Hook run after the last batch of each macrobatch (before onMacroBatchFinish)."""
+
+    def gather(self, ary, idx, key):
+        """ary[idx] along the first axis into a buffer reused across batches of the same shape."""
+        shape = (self.batchsize,) + ary.shape[1:]
+        buf = self.gatherBuffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != ary.dtype:
+            buf = self.gatherBuffers[key] = xp.empty(shape, dtype=ary.dtype)
+        return xp.take(ary, idx, axis=0, out=buf[:idx.shape[0]])
+
+    # --- checks and conversion ------------------------------------------------------------
+
+    def checkData(self, data, target, hostOnly):
+        """Validate lengths and array kinds before anything runs; returns the number of samples."""
+        what = "host data" if hostOnly else "device data"
+        for name, ary in (("data", data), ("target", target)):
+            if ary is None and name == "target":
+                continue
+            if not (hasattr(ary, "shape") and hasattr(ary, "__getitem__")):
+                raise TypeError(f"{name}: expected an array or h5py Dataset, got {type(ary).__name__}")
+            if not hostOnly and not isDeviceArray(ary):
+                raise TypeError(f"{name}: expected a device array ({xp.__name__}.ndarray), got {type(ary).__name__}; "
+                                "use the *FromHost method for host data or h5py Datasets")
+            if len(ary.shape) == 0:
+                raise ShapeError(f"{name}: expected an array of samples, got a scalar")
+        size = data.shape[0]
+        if size == 0:
+            raise DatasetError(f"data: empty {what}, nothing to process")
+        if target is not None and target.shape[0] != size:
+            raise ShapeError(f"data has {size} samples but target has {target.shape[0]}")
+        if not hostCastable(data.dtype, self.dataDtype):
+            raise DtypeError(f"data: dtype {data.dtype} cannot be used as {self.dataDtype} input")
+        return size
+
+    @property
+    def dataDtype(self):
+        return numpy.dtype(self.mod.dtype or defaultDtype)
+
+    def prepareTarget(self, target):
+        """Validate and convert a block of targets (subclasses with a cost delegate to it)."""
+        return target
+
+    def prepareHost(self, data, target=None):
+        """Runs in the reader thread on each macrobatch read from the host."""
+        data = numpy.ascontiguousarray(data, dtype=self.dataDtype)
+        return (data,) if target is None else (data, self.prepareTarget(numpy.asarray(target)))
+
+    def prepareDevice(self, data, target=None):
+        data = data.astype(self.dataDtype, copy=False)
+        return (data,) if target is None else (data, self.prepareTarget(target))

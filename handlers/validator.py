@@ -1,0 +1,39 @@
+"""Validator: the cost (and the cost's metrics) of a model over data, in eval mode, without updates."""
+from .handler import Handler
+
+
+class Validator(Handler):
+    """Evaluates mod on cost. Each call resets the accumulator, switches mod to eval mode and returns the
+    mean error over the data; ``metrics`` then holds everything the cost reports (e.g. accuracy)."""
+
+    def __init__(self, mod, cost, onBatchFinish=None, batchsize=128):
+        super().__init__(mod, onBatchFinish, batchsize)
+        self.cost = cost
+        self.metrics = {}
+
+    def validateFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None):
+        """Mean error over host data (NumPy arrays or h5py Datasets), read in macrobatches."""
+        self.begin()
+        self.handleFromHost(data, target, macroBatchSize, onMacroBatchFinish, random=False)
+        return self.finish()
+
+    def validate(self, data, target):
+        """Mean error over device-resident data."""
+        self.begin()
+        self.handle(data, target, random=False)
+        return self.finish()
+
+    def begin(self):
+        self.cost.resetAccumulator()
+        self.mod.evalMode()
+
+    def finish(self):
+        self.metrics = self.cost.getMetrics()
+        return self.metrics["error"]
+
+    def handleBatch(self, batch, idx, state):
+        data, target = batch
+        self.cost.validate(self.mod(data), target)
+
+    def prepareTarget(self, target):
+        return self.cost.prepareTarget(target)

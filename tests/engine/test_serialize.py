@@ -1,0 +1,36 @@
+"""HDF5 writes are atomic: a failure mid-write leaves the previous file as it was."""
+import h5py
+import numpy as np
+import pytest
+
+from macrobatch.engine import serialize
+from macrobatch.engine.errors import DatasetError
+
+
+def test_atomic_write_replaces_file_only_on_success(tmp_path):
+    path = tmp_path / "f.h5"
+    with serialize.atomicH5(path) as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(RuntimeError):
+        with serialize.atomicH5(path) as f:
+            f["x"] = np.arange(100)
+            raise RuntimeError("crash mid-save")
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["x"][()], np.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]  # no temporary left behind
+
+
+def test_opening_a_missing_or_non_hdf5_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        serialize.openH5(tmp_path / "nope.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(DatasetError, match="text.h5: not a readable HDF5 file"):
+        serialize.openH5(tmp_path / "text.h5")
+
+
+def test_missing_dataset_error_lists_what_the_file_holds(tmp_path):
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["images"] = np.zeros(2)
+    with serialize.openH5(tmp_path / "d.h5") as f:
+        with pytest.raises(DatasetError, match=r"no dataset 'data'; it holds \['images'\]"):
+            serialize.getDataset(f, "data")
