@@ -7,18 +7,29 @@ so the gradient carries the 1/batch factor and learning rates do not depend on b
 The accumulated error stays on the device; ``getError`` is the one place that asks the host
 for a number, so a training loop that does not print never synchronises.
 """
-from ..engine.backend import toHost, xp
-from ..engine.errors import ShapeError
+import numpy
+
+from ..engine.backend import isDeviceArray, toHost, xp
+from ..engine.dtype import hostCastable
+from ..engine.errors import DtypeError, LabelError, ShapeError
 
 
 class Cost:
     """Subclasses implement ``calcError(pred, target)`` (returns the batch's mean loss as a 0-d
     device array, keeping what the gradient needs) and ``calcGrad(pred, target)`` (called right
-    after calcError on the same batch), and ``prepareTarget`` for the targets they accept."""
+    after calcError on the same batch), and ``prepareTarget`` for the targets they accept.
+
+    Classifying costs also define ``countCorrect(pred, target)``, returning a device count of the
+    batch's right predictions and how many predictions were judged (a host int); the base then
+    accumulates it and ``getMetrics`` reports ``accuracy``."""
+
+    countCorrect = None
 
     def __init__(self):
         self.accumErr = xp.zeros((), dtype=xp.float64)
         self.accumCount = 0
+        self.accumCorrect = xp.zeros((), dtype=xp.int64)
+        self.accumJudged = 0
 
     def __call__(self, pred, target):
         """Returns (error, grad) for a training batch and adds the error to the accumulator."""
@@ -35,14 +46,37 @@ class Cost:
         return error
 
     def checkShapes(self, pred, target):
+        """Default for costs whose target is like the prediction: same shape and same dtype (a float
+        target of another dtype would silently change the gradient's dtype on the CPU)."""
         if target.shape != pred.shape:
             raise ShapeError(f"{type(self).__name__}: target of shape {target.shape} does not match "
                              f"prediction of shape {pred.shape}")
+        if target.dtype != pred.dtype:
+            raise DtypeError(f"{type(self).__name__}: target of dtype {target.dtype} does not match prediction "
+                             f"of dtype {pred.dtype}; convert targets with prepareTarget or astype")
 
     def prepareTarget(self, target):
         """Validate a block of targets (host or device array) and return it in the dtype the cost
         computes with. Called once per macrobatch, or once per call on device-resident data."""
         return target
+
+    def floatTarget(self, target, dtype):
+        """prepareTarget's conversion for real-valued targets: a C-contiguous array of dtype, left on
+        the host or on the device where it was given."""
+        mod = xp if isDeviceArray(target) else numpy
+        target = mod.asarray(target)
+        if not hostCastable(target.dtype, dtype):
+            raise DtypeError(f"{type(self).__name__}: targets of dtype {target.dtype} cannot be used as {dtype}")
+        return mod.ascontiguousarray(target, dtype=dtype)
+
+    def rejectTargets(self, target, bad, message):
+        """Raise LabelError for the first target where the boolean array bad is true; message is formatted
+        with its value and index. Reads the host once when nothing is wrong."""
+        if bad.any():
+            flat = int(bad.reshape(-1).nonzero()[0][0])
+            index = flat if target.ndim == 1 else tuple(int(k) for k in numpy.unravel_index(flat, target.shape))
+            value = target.reshape(-1)[flat].item()
+            raise LabelError(f"{type(self).__name__}: " + message.format(value=value, index=index))
 
     def calcError(self, pred, target):
         raise NotImplementedError
@@ -51,16 +85,26 @@ class Cost:
         raise NotImplementedError
 
     def accumulateMetrics(self, pred, target):
-        """Add per-batch metric counts (on the device); override with getMetrics and resetAccumulator."""
+        """Add per-batch metric counts on the device (no sync): the accuracy of costs with countCorrect."""
+        if self.countCorrect is not None:
+            correct, judged = self.countCorrect(pred, target)
+            self.accumCorrect += correct
+            self.accumJudged += judged
 
     def getError(self):
         """Mean error over the samples seen since the last reset (a host float; synchronises)."""
         return float(toHost(self.accumErr)) / self.accumCount if self.accumCount else float("nan")
 
     def getMetrics(self):
-        """Host dict of everything the cost tracks; subclasses add their metrics."""
-        return {"error": self.getError()}
+        """Host dict of everything the cost tracks: error, and accuracy for classifying costs."""
+        metrics = {"error": self.getError()}
+        if self.countCorrect is not None:
+            judged = self.accumJudged
+            metrics["accuracy"] = float(toHost(self.accumCorrect)) / judged if judged else float("nan")
+        return metrics
 
     def resetAccumulator(self):
         self.accumErr.fill(0)
         self.accumCount = 0
+        self.accumCorrect.fill(0)
+        self.accumJudged = 0

@@ -1,1 +1,9 @@
-"""optimizers"""
+"""Optimizers: subtract a step built from the accumulated gradients, over one flat buffer per dtype."""
+from .adagrad import AdaGrad
+from .adam import Adam
+from .adamw import AdamW
+from .momentumsgd import MomentumSGD
+from .nesterovsgd import NesterovSGD
+from .optimizer import Optimizer
+from .rmsprop import RMSProp
+from .sgd import SGD

@@ -1,0 +1,78 @@
+"""Conv2D: 2D convolution (cross-correlation, like PyTorch) on NCHW images, as im2col and one GEMM."""
+from ..engine.backend import xp
+from ..engine.dtype import defaultDtype
+from ..engine.im2col import buffer, checkImageShape, col2im, im2col, outSize, pair
+from ..engine.init import initWeights
+from ..engine.variable import Variable
+from .module import Module
+
+
+class Conv2D(Module):
+    """Convolution of (batch, inmaps, H, W) inputs to (batch, outmaps, OH, OW) outputs.
+
+    W has shape (outmaps, inmaps, fh, fw) and b (outmaps,), as in PyTorch. size, stride and pad take
+    an int or an (h, w) pair; pad adds that many zeros on each side. The input is lowered to a
+    (inmaps*fh*fw, batch*OH*OW) column matrix so that forward, weight gradient and input gradient are
+    one large GEMM each. The column matrix and the GEMM buffers are kept and reused between calls
+    of the same shape. initscheme: 'he' (default), 'xavier' or 'uniform' (see engine.init), with
+    fanIn = inmaps*fh*fw and fanOut = outmaps*fh*fw; useBias=False drops b.
+    """
+
+    def __init__(self, inmaps, outmaps, size, stride=1, pad=0, useBias=True, initscheme="he", name=None):
+        super().__init__(name)
+        self.registerBlueprint(locals())
+        self.inmaps, self.outmaps = inmaps, outmaps
+        self.size, self.stride, self.pad = pair(size, "size", 1), pair(stride, "stride", 1), pair(pad, "pad", 0)
+        fh, fw = self.size
+        shape = (outmaps, inmaps, fh, fw)
+        self.vars["W"] = Variable(initWeights(shape, inmaps * fh * fw, outmaps * fh * fw, initscheme, defaultDtype))
+        if useBias:
+            self.vars["b"] = Variable(xp.zeros((outmaps,), dtype=defaultDtype))
+        self.cols = None       # column matrix of the last input: the weight gradient needs it
+        self.colGrad = None    # gradient of the column matrix, before col2im
+        self.rows = None       # (outmaps, batch*OH*OW): the GEMM output, then the gradient in that layout
+        self.rowsFrom = None   # the gradient array self.rows currently holds
+
+    def checkDataShape(self, shape):
+        checkImageShape(shape, self.size, self.pad, self.describe(), maps=self.inmaps)
+
+    def updateData(self, data):
+        n = data.shape[0]
+        oh, ow = outSize(data.shape[2:], self.size, self.stride, self.pad)
+        self.cols = im2col(data, self.size, self.stride, self.pad, out=self.cols)
+        W = self.vars["W"].data.reshape(self.outmaps, -1)
+        self.rows = xp.matmul(W, self.cols, out=buffer(self.rows, (self.outmaps, self.cols.shape[1]), data.dtype))
+        self.rowsFrom = None
+        # the GEMM gives (outmaps, batch, ..): one pass transposes it to NCHW and adds the bias
+        rows = self.rows.reshape(self.outmaps, n, oh, ow).transpose(1, 0, 2, 3)
+        out = xp.empty((n, self.outmaps, oh, ow), dtype=data.dtype)
+        if "b" in self.vars:
+            xp.add(rows, self.vars["b"].data.reshape(1, -1, 1, 1), out=out)
+        else:
+            xp.copyto(out, rows)
+        return out
+
+    def backward(self, grad, updGrad=True, updParamGrads=True):
+        self.rowsFrom = None  # a new backward pass: rebuild the gradient rows even from a reused array
+        return super().backward(grad, updGrad, updParamGrads)
+
+    def gradRows(self, grad):
+        """grad (batch, outmaps, OH, OW) as an (outmaps, batch*OH*OW) matrix, transposed once per backward."""
+        if self.rowsFrom is not grad:
+            n = grad.shape[0]
+            self.rows = buffer(self.rows, (self.outmaps, grad.size // self.outmaps), grad.dtype)
+            xp.copyto(self.rows.reshape(self.outmaps, n, -1), grad.reshape(n, self.outmaps, -1).transpose(1, 0, 2))
+            self.rowsFrom = grad
+        return self.rows
+
+    def updateGrad(self, grad):
+        W = self.vars["W"].data.reshape(self.outmaps, -1)
+        self.colGrad = xp.matmul(W.T, self.gradRows(grad), out=buffer(self.colGrad, self.cols.shape, grad.dtype))
+        return col2im(self.colGrad, self.inData.shape, self.size, self.stride, self.pad)
+
+    def accGradParams(self, grad):
+        rows = self.gradRows(grad)
+        W = self.vars["W"]
+        W.grad += xp.matmul(rows, self.cols.T).reshape(W.shape)
+        if "b" in self.vars:
+            self.vars["b"].grad += rows.sum(axis=1)

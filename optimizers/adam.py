@@ -1,0 +1,65 @@
+"""Adam: adaptive moment estimation with bias correction (Kingma & Ba, 2015)."""
+import math
+
+from ..engine.backend import xp
+from ..engine.kernels import ElementwiseKernel
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    p -= learnRate / c1 * m / (sqrt(v / c2) + epsilon),  with c = 1 - beta^t at step t
+    (torch.optim.Adam's update).
+
+    The corrections are folded on the host into stepSize = learnRate sqrt(c2) / c1 and
+    epsHat = epsilon sqrt(c2), an exact rewrite that leaves the kernel free of the step count:
+    p -= stepSize * m / (sqrt(v) + epsHat).
+
+    beta1, beta2: in [0, 1); epsilon > 0 keeps the division finite where gradients stay zero.
+    """
+
+    # decayFactor multiplies p before the step: 1 here, 1 - learnRate * weightDecay in AdamW.
+    kernel = ElementwiseKernel(
+        "T grad, T stepSize, T beta1, T beta2, T epsHat, T decayFactor", "T param, T m, T v",
+        "m = beta1 * m + (1 - beta1) * grad;"
+        "v = beta2 * v + (1 - beta2) * grad * grad;"
+        "param = decayFactor * param - stepSize * m / (sqrt(v) + epsHat);",
+        "macrobatch_adam")
+
+    def __init__(self, learnRate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        super().__init__(learnRate)
+        self.beta1 = self.checkHyper("beta1", beta1, high=1.0)
+        self.beta2 = self.checkHyper("beta2", beta2, high=1.0)
+        self.epsilon = self.checkHyper("epsilon", epsilon, lowOpen=True)
+
+    def initState(self, param):
+        return xp.zeros_like(param), xp.zeros_like(param)
+
+    def decayFactor(self):
+        return 1.0
+
+    def stepScalars(self):
+        c1 = 1.0 - self.beta1 ** self.steps
+        sqrtC2 = math.sqrt(1.0 - self.beta2 ** self.steps)
+        return (self.learnRate * sqrtC2 / c1, self.beta1, self.beta2, self.epsilon * sqrtC2, self.decayFactor())
+
+    def updateCpu(self, param, grad, state, scratch, scalars):
+        stepSize, beta1, beta2, epsHat, decayFactor = scalars
+        m, v = state
+        m *= beta1
+        xp.multiply(grad, 1.0 - beta1, out=scratch)
+        m += scratch
+        v *= beta2
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1.0 - beta2
+        v += scratch
+        xp.sqrt(v, out=scratch)
+        scratch += epsHat
+        xp.divide(m, scratch, out=scratch)
+        scratch *= stepSize
+        if decayFactor != 1.0:
+            param *= decayFactor
+        param -= scratch
+
+    def updateGpu(self, param, grad, state, scalars):
+        self.kernel(grad, *scalars, param, *state)

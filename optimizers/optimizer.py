@@ -1,0 +1,130 @@
+"""Optimizer: the base of every update rule.
+
+Sign convention: a cost returns d loss / d pred, the loss's own gradient, so after backward each
+``Variable.grad`` holds d loss / d param; optimizers SUBTRACT a step along it.
+"""
+import math
+
+from ..engine.backend import isCuda, xp
+from ..engine.errors import DtypeError, ShapeError
+from ..engine.flatbuffer import FlatBuffer
+
+
+class Optimizer:
+    """Updates the Variables of a module from their accumulated gradients.
+
+    ``setupOn(module)`` takes the module's Variables. With global state (the default) the
+    parameters of each dtype are packed into one FlatBuffer (``self.buffers``) and the optimizer
+    state is flat arrays of the same size, so zeroGradParams is one fill per dtype and update one
+    fused operation per dtype; without it, state is kept per Variable and updated in a loop, with
+    the same math. ``learnRate`` may be changed between steps; the next update uses the new value.
+
+    A subclass checks its hyperparameters in ``__init__`` (with ``checkHyper``) and implements:
+
+    * ``initState(param)``: a tuple of zeroed state arrays shaped like param (moments, velocities);
+    * ``stepScalars()``: a tuple of host floats for this step (``self.steps`` counts from 1),
+      with anything that depends on the step (bias corrections) folded in on the host;
+    * ``updateCpu(param, grad, state, scratch, scalars)``: the NumPy update, in place, using
+      scratch (a preallocated array like param) instead of temporaries;
+    * ``updateGpu(param, grad, state, scalars)``: one fused ElementwiseKernel call, in place.
+
+    Both update methods work on one buffer at a time: a flat buffer with global state, one
+    Variable's arrays without it.
+    """
+
+    def __init__(self, learnRate):
+        self.learnRate = learnRate
+        self.buffers = []
+        self.slots = []
+        self.bindings = []
+        self.steps = 0
+
+    @property
+    def learnRate(self):
+        return self._learnRate
+
+    @learnRate.setter
+    def learnRate(self, value):
+        self._learnRate = self.checkHyper("learnRate", value)
+
+    def checkHyper(self, name, value, low=0.0, high=math.inf, lowOpen=False):
+        """Return value as a Python float (so NumPy math on float32 buffers stays float32), or
+        raise ValueError unless low <= value < high (low < value when lowOpen)."""
+        value = float(value)
+        if not ((low < value if lowOpen else low <= value) and value < high):
+            bounds = (f"{'>' if lowOpen else '>='} {low:g}" if high == math.inf
+                      else f"in {'(' if lowOpen else '['}{low:g}, {high:g})")
+            raise ValueError(f"{type(self).__name__}: {name} must be {bounds}, got {value}")
+        return value
+
+    def setupOn(self, module, useGlobalState=True):
+        """Take module's Variables (shared ones once) and create the optimizer state; with
+        useGlobalState, rebind their data and grad to views of one flat buffer per dtype."""
+        variables = module.getVariables()
+        if not variables:
+            raise ValueError(f"{type(self).__name__}.setupOn: {module.describe()} has no trainable parameters")
+        for name, var in variables.items():
+            self.checkVariable(name, var)
+        if useGlobalState:
+            groups = {}
+            for var in variables.values():
+                groups.setdefault(var.dtype, []).append(var)
+            self.buffers = [FlatBuffer(group) for group in groups.values()]
+            arrays = [(buf.data, buf.grad) for buf in self.buffers]
+        else:
+            self.buffers = []
+            arrays = [(var.data, var.grad) for var in variables.values()]
+        # Only the NumPy path needs scratch; the GPU kernels keep their temporaries in registers.
+        self.slots = [(param, grad, self.initState(param), None if isCuda else xp.empty_like(param))
+                      for param, grad in arrays]
+        self.bindings = [(name, var, var.data, var.grad) for name, var in variables.items()]
+        self.steps = 0
+        return self
+
+    def checkVariable(self, name, var):
+        where = f"{type(self).__name__}.setupOn: parameter {name!r}"
+        if var.grad is None:
+            raise ValueError(f"{where} has no gradient array")
+        if var.grad.shape != var.data.shape:
+            raise ShapeError(f"{where} has a gradient of shape {var.grad.shape} for data of shape {var.data.shape}")
+        if var.grad.dtype != var.data.dtype:
+            raise DtypeError(f"{where} has a {var.grad.dtype} gradient for {var.data.dtype} data")
+
+    def checkBindings(self):
+        """The update reaches parameters through the arrays taken at setup: a Variable whose data or
+        grad was replaced since (module.cast, grad = None) would silently stop training."""
+        for name, var, data, grad in self.bindings:
+            if var.data is not data or var.grad is not grad:
+                what = "gradient was removed" if var.grad is None else "data or grad was replaced"
+                raise RuntimeError(f"{type(self).__name__}.update: the {what} of parameter {name!r} after setupOn; "
+                                   "write into Variable arrays in place, or call setupOn again")
+
+    def zeroGradParams(self):
+        """Clear the gradients of every parameter (one fill per flat buffer with global state)."""
+        for _, grad, _, _ in self.slots:
+            grad.fill(0)
+
+    def update(self):
+        """Apply one step to every parameter from its accumulated gradient."""
+        if not self.slots:
+            raise RuntimeError(f"{type(self).__name__}.update called before setupOn(module)")
+        self.checkBindings()
+        self.steps += 1
+        scalars = self.stepScalars()
+        for param, grad, state, scratch in self.slots:
+            if isCuda:
+                self.updateGpu(param, grad, state, scalars)
+            else:
+                self.updateCpu(param, grad, state, scratch, scalars)
+
+    def initState(self, param):
+        return ()
+
+    def stepScalars(self):
+        raise NotImplementedError
+
+    def updateCpu(self, param, grad, state, scratch, scalars):
+        raise NotImplementedError
+
+    def updateGpu(self, param, grad, state, scalars):
+        raise NotImplementedError

@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+
+from macrobatch.costs.crossentropy import CrossEntropy
+from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.errors import DtypeError, LabelError, ShapeError
+from macrobatch.engine.gradcheck import checkCostGrad
+
+
+def logitsAndLabels(batch=6, classes=5, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, classes)).astype(dtype), rng.integers(0, classes, batch).astype(np.int32)
+
+
+def torchReference(logits, labels):
+    torch = pytest.importorskip("torch")
+    tx = torch.from_numpy(logits).requires_grad_()
+    loss = torch.nn.functional.cross_entropy(tx, torch.from_numpy(labels).long())
+    loss.backward()
+    return loss.item(), tx.grad.numpy()
+
+
+def test_crossentropy_gradient_matches_finite_differences():
+    logits, labels = logitsAndLabels(dtype=np.float64)
+    checkCostGrad(CrossEntropy(), logits, toDevice(labels))
+
+
+def test_crossentropy_matches_torch_value_and_gradient():
+    logits, labels = logitsAndLabels(batch=8, classes=7)
+    cost = CrossEntropy()
+    error, grad = cost(toDevice(logits), cost.prepareTarget(toDevice(labels)))
+    refError, refGrad = torchReference(logits, labels)
+    assert error.shape == () and error.dtype == np.float32 and grad.dtype == np.float32
+    np.testing.assert_allclose(float(error), refError, rtol=1e-6)
+    np.testing.assert_allclose(toHost(grad), refGrad, rtol=1e-5, atol=1e-7)
+
+
+def test_crossentropy_stays_finite_and_matches_torch_on_huge_logits():
+    logits = np.array([[1e4, 0, -1e4], [-1e4, 1e4, 1e4], [1e4, -1e4, 0]], np.float32)
+    labels = np.array([0, 2, 1], np.int32)
+    error, grad = CrossEntropy()(toDevice(logits), toDevice(labels))
+    refError, refGrad = torchReference(logits, labels)
+    assert np.isfinite(float(error)) and np.isfinite(toHost(grad)).all()
+    np.testing.assert_allclose(float(error), refError, rtol=1e-6)
+    np.testing.assert_allclose(toHost(grad), refGrad, atol=1e-7)
+
+
+def test_crossentropy_validate_returns_the_same_error_without_a_gradient():
+    logits, labels = logitsAndLabels()
+    error, _ = CrossEntropy()(toDevice(logits), toDevice(labels))
+    assert float(CrossEntropy().validate(toDevice(logits), toDevice(labels))) == float(error)
+
+
+def test_crossentropy_counts_samples_whose_argmax_is_the_label():
+    logits = np.array([[3, 1, 0], [0, 2, 1], [0, 1, 5], [4, 0, 0]], np.float32)
+    cost = CrossEntropy()
+    cost(toDevice(logits), toDevice(np.array([0, 1, 0, 2], np.int32)))
+    cost(toDevice(logits[:1]), toDevice(np.array([0], np.int32)))
+    assert cost.getMetrics()["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_prepare_target_turns_integer_valued_floats_into_int32():
+    labels = CrossEntropy().prepareTarget(np.array([0.0, 3.0, 1.0], np.float64))
+    assert labels.dtype == np.int32 and isinstance(labels, np.ndarray)
+    np.testing.assert_array_equal(labels, [0, 3, 1])
+
+
+def test_prepare_target_keeps_device_labels_on_the_device():
+    labels = toDevice(np.array([2, 0, 1], np.int64))
+    prepared = CrossEntropy().prepareTarget(labels)
+    assert type(prepared) is type(labels) and prepared.dtype == np.int32
+
+
+def test_prepare_target_rejects_a_fractional_label_naming_value_and_index():
+    with pytest.raises(LabelError, match=r"label 2\.5 at index 2 is not an integer"):
+        CrossEntropy().prepareTarget(np.array([0, 1, 2.5, 3.5]))
+
+
+def test_prepare_target_rejects_nan_and_infinite_labels():
+    with pytest.raises(LabelError, match=r"label nan at index 1 is not an integer"):
+        CrossEntropy().prepareTarget(np.array([0, np.nan]))
+    with pytest.raises(LabelError, match=r"label inf at index 0 is not an integer"):
+        CrossEntropy().prepareTarget(np.array([np.inf, 1]))
+
+
+def test_prepare_target_rejects_a_negative_label_naming_value_and_index():
+    with pytest.raises(LabelError, match=r"label -1 at index 1 is negative"):
+        CrossEntropy().prepareTarget(np.array([0, -1, 2, -4]))
+
+
+def test_prepare_target_rejects_labels_that_are_not_numbers():
+    with pytest.raises(DtypeError, match=r"labels must be integers or integer-valued floats, got <U3"):
+        CrossEntropy().prepareTarget(np.array(["cat", "dog"]))
+
+
+def test_prepare_target_rejects_labels_that_are_not_a_vector():
+    with pytest.raises(ShapeError, match=r"expected labels of shape \(samples,\), got \(4, 1\)"):
+        CrossEntropy().prepareTarget(np.zeros((4, 1), np.int32))
+
+
+def test_label_beyond_the_classes_is_rejected_after_prepare_target():
+    cost = CrossEntropy()
+    labels = cost.prepareTarget(np.array([0, 12, 3]))
+    with pytest.raises(LabelError, match=r"label 12 is out of range for 10 classes"):
+        cost(toDevice(np.zeros((3, 10), np.float32)), toDevice(labels))
+
+
+def test_prepare_target_remembers_the_largest_label_of_every_block():
+    cost = CrossEntropy()
+    cost.prepareTarget(np.array([0, 12]))
+    cost.prepareTarget(np.array([1, 2]))
+    assert cost.maxLabel == 12
+
+
+def test_reset_accumulator_forgets_the_labels_prepared_before():
+    cost = CrossEntropy()
+    cost.prepareTarget(np.array([0, 12]))
+    cost.resetAccumulator()
+    error, _ = cost(toDevice(np.zeros((2, 10), np.float32)), cost.prepareTarget(np.array([1, 2])))
+    assert float(error) == pytest.approx(np.log(10))
+
+
+def test_label_beyond_the_classes_is_rejected_without_prepare_target():
+    with pytest.raises(LabelError, match=r"label 10 is out of range for 10 classes"):
+        CrossEntropy()(toDevice(np.zeros((2, 10), np.float32)), toDevice(np.array([10, 3], np.int32)))
+
+
+def test_negative_label_is_rejected_without_prepare_target():
+    with pytest.raises(LabelError, match=r"label -2 at index 0 is negative"):
+        CrossEntropy()(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.array([-2, 3], np.int32)))
+
+
+def test_float_labels_without_prepare_target_are_rejected():
+    with pytest.raises(DtypeError, match=r"labels must be integers, got float32; convert them with prepareTarget"):
+        CrossEntropy()(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.array([1, 3], np.float32)))
+
+
+def test_predictions_must_be_a_matrix():
+    with pytest.raises(ShapeError, match=r"expected predictions of shape \(batch, classes\), got \(2, 3, 4\)"):
+        CrossEntropy()(toDevice(np.zeros((2, 3, 4), np.float32)), toDevice(np.zeros(2, np.int32)))
+
+
+def test_labels_must_have_one_entry_per_sample():
+    cost = CrossEntropy()
+    with pytest.raises(ShapeError, match=r"expected labels of shape \(2,\), got \(3,\)"):
+        cost(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.zeros(3, np.int32)))
+    with pytest.raises(ShapeError, match=r"expected labels of shape \(2,\), got \(2, 1\)"):
+        cost(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.zeros((2, 1), np.int32)))

@@ -1,0 +1,75 @@
+"""AvgPool2D. Inputs go through toDevice and results through toHost, so on the CUDA backend the same
+tests check the GPU kernels."""
+import numpy as np
+import pytest
+
+from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.errors import ShapeError
+from macrobatch.engine.gradcheck import checkModuleGrads
+from macrobatch.modules.avgpool2d import AvgPool2D
+
+configs = {
+    "2x2": dict(size=2),
+    "3x3-stride2-pad1": dict(size=3, stride=2, pad=1),
+    "non-square": dict(size=(2, 3), stride=(1, 2), pad=(1, 0)),
+    "overlapping": dict(size=3, stride=1),
+    "gaps": dict(size=2, stride=3),
+    "1x1": dict(size=1),
+}
+
+
+def randn(shape, seed, dtype):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_avgpool2d_gradient_matches_finite_differences(cfg):
+    checkModuleGrads(AvgPool2D(**cfg), randn((2, 3, 7, 6), 0, np.float64))
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_avgpool2d_matches_torch_forward_and_backward(cfg):
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D(**cfg)
+    x = randn((4, 3, 9, 8), 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.avg_pool2d(tx, mod.size, mod.stride, mod.pad)
+    g = randn(ty.shape, 2, np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_avgpool2d_counts_padded_zeros_in_the_mean():
+    y = toHost(AvgPool2D(3, stride=2, pad=1)(toDevice(np.ones((1, 1, 5, 5), np.float32))))
+    np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-6)
+
+
+def test_avgpool2d_stride_defaults_to_size():
+    mod = AvgPool2D((2, 3))
+    assert mod.stride == (2, 3)
+    assert mod(toDevice(np.zeros((2, 4, 9, 10), np.float32))).shape == (2, 4, 4, 3)
+
+
+def test_avgpool2d_keeps_the_input_dtype():
+    for dtype in (np.float32, np.float64):
+        mod = AvgPool2D(2)
+        assert mod(toDevice(np.zeros((1, 1, 4, 4), dtype))).dtype == dtype
+        assert mod.backward(toDevice(np.ones((1, 1, 2, 2), dtype))).dtype == dtype
+
+
+def test_avgpool2d_rejects_input_that_is_not_an_image_batch():
+    with pytest.raises(ShapeError, match=r"AvgPool2D: expected input of shape \(batch, maps, height, width\), "
+                                         r"got \(2, 3, 8, 8, 1\)"):
+        AvgPool2D(2)(toDevice(np.zeros((2, 3, 8, 8, 1), np.float32)))
+
+
+def test_avgpool2d_rejects_image_smaller_than_window():
+    with pytest.raises(ShapeError, match=r"\(1, 2, 8, 1\) padded by \(0, 0\) is smaller than the 2x2 window"):
+        AvgPool2D(2)(toDevice(np.zeros((1, 2, 8, 1), np.float32)))
+
+
+def test_avgpool2d_rejects_padding_over_half_the_window():
+    with pytest.raises(ValueError, match=r"pad \(1, 1\) must be at most half the window size \(1, 1\)"):
+        AvgPool2D(1, pad=1)

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from macrobatch.engine.errors import ShapeError
+from macrobatch.engine.gradcheck import checkModuleGrads
+from macrobatch.modules.batchnorm import BatchNorm
+from macrobatch.modules.batchnorm2d import BatchNorm2D
+from macrobatch.modules.module import buildFromBlueprint
+from macrobatch.tests.modules.test_batchnorm import randomAffine, trainSteps
+
+
+def test_batchnorm2d_train_mode_gradients_match_finite_differences():
+    mod = randomAffine(BatchNorm2D(3).cast(np.float64))
+    checkModuleGrads(mod, np.random.default_rng(0).normal(1.0, 2.0, (2, 3, 3, 2)))
+
+
+def test_batchnorm2d_eval_mode_gradients_match_finite_differences():
+    mod = randomAffine(BatchNorm2D(3).cast(np.float64))
+    trainSteps(mod, (2, 3, 3, 2))
+    checkModuleGrads(mod.evalMode(), np.random.default_rng(0).normal(1.0, 2.0, (2, 3, 3, 2)))
+
+
+def test_batchnorm2d_normalises_each_map_over_batch_and_spatial_axes():
+    x = np.random.default_rng(0).normal(5.0, 4.0, (8, 3, 5, 5)).astype(np.float32)
+    y = BatchNorm2D(3)(x)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-3)
+
+
+def test_batchnorm2d_matches_torch_in_train_and_eval_mode_with_running_statistics():
+    torch = pytest.importorskip("torch")
+    mod = randomAffine(BatchNorm2D(3, epsilon=1e-3))
+    ref = torch.nn.BatchNorm2d(3, eps=1e-3)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(mod.vars["scale"].data))
+        ref.bias.copy_(torch.from_numpy(mod.vars["bias"].data))
+    rng = np.random.default_rng(1)
+    for train in (True, True, True, False):
+        mod.train = train
+        ref.train(train)
+        x = rng.normal(1.0, 2.0, (4, 3, 5, 6)).astype(np.float32)
+        g = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+        tx = torch.from_numpy(x).requires_grad_()
+        ty = ref(tx)
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(mod(x), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(mod.backward(g), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(mod.attrs["mean"], ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mod.attrs["var"], ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mod.vars["scale"].grad, ref.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mod.vars["bias"].grad, ref.bias.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def toRows(images):
+    """(N, C, H, W) -> (N * H * W, C): one row per pixel."""
+    return images.transpose(0, 2, 3, 1).reshape(-1, images.shape[1])
+
+
+def test_batchnorm2d_is_batchnorm_over_maps_of_flattened_pixels():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    g = np.random.default_rng(1).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    bn2d, bn = BatchNorm2D(3), BatchNorm(3)
+    np.testing.assert_allclose(toRows(bn2d(x)), bn(toRows(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(toRows(bn2d.backward(g)), bn.backward(toRows(g)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn2d.attrs["var"], bn.attrs["var"], rtol=1e-6)
+
+
+def test_batchnorm2d_rebuilds_from_blueprint_as_batchnorm2d():
+    mod = buildFromBlueprint(BatchNorm2D(5, momentum=0.05, name="bn").getBlueprint())
+    assert type(mod) is BatchNorm2D and (mod.maps, mod.momentum, mod.name) == (5, 0.05, "bn")
+
+
+def test_batchnorm2d_rejects_wrong_map_count_naming_expected_and_got():
+    with pytest.raises(ShapeError, match=r"expected input of shape \(batch, 8, height, width\), got \(2, 4, 3, 3\)"):
+        BatchNorm2D(8)(np.zeros((2, 4, 3, 3), np.float32))
+
+
+def test_batchnorm2d_rejects_flat_input_naming_expected_and_got():
+    with pytest.raises(ShapeError, match=r"expected input of shape \(batch, 4, height, width\), got \(2, 4\)"):
+        BatchNorm2D(4)(np.zeros((2, 4), np.float32))

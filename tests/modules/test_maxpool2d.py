@@ -1,0 +1,94 @@
+"""MaxPool2D. Inputs go through toDevice and results through toHost, so on the CUDA backend the same
+tests check the GPU kernels. Random inputs are tie-free, so the max of each window is unique."""
+import numpy as np
+import pytest
+
+from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.errors import DtypeError, ShapeError
+from macrobatch.engine.gradcheck import checkModuleGrads
+from macrobatch.modules.maxpool2d import MaxPool2D
+
+configs = {
+    "2x2": dict(size=2),
+    "3x3-stride2-pad1": dict(size=3, stride=2, pad=1),
+    "non-square": dict(size=(2, 3), stride=(1, 2), pad=(1, 0)),
+    "overlapping": dict(size=3, stride=1),
+    "gaps": dict(size=2, stride=3),
+    "1x1": dict(size=1),
+}
+
+
+def distinct(shape, seed, dtype):
+    """Values with no ties, spread far beyond the finite-difference step."""
+    size = int(np.prod(shape))
+    return (np.random.default_rng(seed).permutation(size).reshape(shape) / size - 0.5).astype(dtype)
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_gradient_matches_finite_differences(cfg):
+    checkModuleGrads(MaxPool2D(**cfg), distinct((2, 3, 7, 6), 0, np.float64))
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_matches_torch_forward_and_backward(cfg):
+    torch = pytest.importorskip("torch")
+    mod = MaxPool2D(**cfg)
+    x = distinct((4, 3, 9, 8), 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.max_pool2d(tx, mod.size, mod.stride, mod.pad)
+    g = np.random.default_rng(2).standard_normal(ty.shape).astype(np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_maxpool2d_routes_gradient_to_first_maximum_on_ties():
+    mod = MaxPool2D(2)
+    mod(toDevice(np.ones((1, 1, 4, 4), np.float32)))
+    gx = toHost(mod.backward(toDevice(np.arange(1, 5, dtype=np.float32).reshape(1, 1, 2, 2))))
+    expected = np.zeros((4, 4), np.float32)
+    expected[::2, ::2] = [[1, 2], [3, 4]]
+    np.testing.assert_array_equal(gx[0, 0], expected)
+
+
+def test_maxpool2d_padding_never_wins_the_max():
+    x = -1 - np.random.default_rng(0).random((2, 2, 5, 5)).astype(np.float32)
+    y = toHost(MaxPool2D(3, stride=2, pad=1)(toDevice(x)))
+    assert y.shape == (2, 2, 3, 3)
+    np.testing.assert_array_equal(y[:, :, 0, 0], x[:, :, :2, :2].max(axis=(2, 3)))
+    assert (y < -1).all()
+
+
+def test_maxpool2d_stride_defaults_to_size():
+    mod = MaxPool2D(3)
+    assert mod.stride == (3, 3)
+    assert mod(toDevice(np.zeros((2, 4, 9, 10), np.float32))).shape == (2, 4, 3, 3)
+
+
+def test_maxpool2d_keeps_the_input_dtype():
+    for dtype in (np.float32, np.float64):
+        mod = MaxPool2D(2)
+        assert mod(toDevice(np.zeros((1, 1, 4, 4), dtype))).dtype == dtype
+        assert mod.backward(toDevice(np.ones((1, 1, 2, 2), dtype))).dtype == dtype
+
+
+def test_maxpool2d_rejects_input_that_is_not_an_image_batch():
+    with pytest.raises(ShapeError, match=r"MaxPool2D 'pool': expected input of shape "
+                                         r"\(batch, maps, height, width\), got \(3, 8, 8\)"):
+        MaxPool2D(2, name="pool")(toDevice(np.zeros((3, 8, 8), np.float32)))
+
+
+def test_maxpool2d_rejects_image_smaller_than_window():
+    with pytest.raises(ShapeError, match=r"\(1, 2, 2, 8\) padded by \(0, 0\) is smaller than the 3x3 window"):
+        MaxPool2D(3)(toDevice(np.zeros((1, 2, 2, 8), np.float32)))
+
+
+def test_maxpool2d_rejects_integer_input():
+    with pytest.raises(DtypeError, match="int32"):
+        MaxPool2D(2)(toDevice(np.zeros((1, 1, 4, 4), np.int32)))
+
+
+def test_maxpool2d_rejects_padding_over_half_the_window():
+    with pytest.raises(ValueError, match=r"pad \(2, 2\) must be at most half the window size \(3, 3\)"):
+        MaxPool2D(3, pad=2)
