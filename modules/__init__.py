@@ -9,6 +9,7 @@ from .flatten import Flatten
 from .linear import Linear
 from .maxpool2d import MaxPool2D
 from .module import Module, buildFromBlueprint, loadModel
+from .pool2d import Pool2D
 from .reshape import Reshape
 from .sequential import Sequential
 from .softmax import SoftMax

@@ -1,12 +1,11 @@
 """AvgPool2D: the mean of each window of an NCHW image."""
 from ..engine.backend import isCuda, xp
-from ..engine.im2col import (checkImageShape, coverPreamble, cropImage, offsetViews, outSize, padImage,
-                             poolGeometry)
+from ..engine.im2col import coverPreamble, cropImage, offsetViews, outSize, padImage
 from ..engine.kernels import ElementwiseKernel
-from .module import Module
+from .pool2d import Pool2D
 
 
-class AvgPool2D(Module):
+class AvgPool2D(Pool2D):
     """Average pooling of (batch, maps, H, W) inputs to (batch, maps, OH, OW).
 
     size, stride and pad take an int or an (h, w) pair; stride defaults to size (windows side by side)
@@ -52,14 +51,8 @@ class AvgPool2D(Module):
         "macrobatch_avgpool2d_grad", preamble=coverPreamble)
 
     def __init__(self, size=2, stride=None, pad=0, name=None):
-        super().__init__(name)
-        self.registerBlueprint(locals())
-        self.size, self.stride, self.pad = poolGeometry(size, stride, pad)
-        self.overlap = any(s < k for s, k in zip(self.stride, self.size))
+        super().__init__(size, stride, pad, name)
         self.scale = 1.0 / (self.size[0] * self.size[1])
-
-    def checkDataShape(self, shape):
-        checkImageShape(shape, self.size, self.pad, self.describe())
 
     def updateData(self, data):
         n, c, h, w = data.shape

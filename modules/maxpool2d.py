@@ -2,13 +2,12 @@
 import numpy
 
 from ..engine.backend import isCuda, xp
-from ..engine.im2col import (checkImageShape, coverPreamble, cropImage, offsetViews, outSize, padImage,
-                             poolGeometry)
+from ..engine.im2col import coverPreamble, cropImage, offsetViews, outSize, padImage
 from ..engine.kernels import ElementwiseKernel
-from .module import Module
+from .pool2d import Pool2D
 
 
-class MaxPool2D(Module):
+class MaxPool2D(Pool2D):
     """Max pooling of (batch, maps, H, W) inputs to (batch, maps, OH, OW).
 
     size, stride and pad take an int or an (h, w) pair; stride defaults to size (windows side by side)
@@ -63,16 +62,10 @@ class MaxPool2D(Module):
         "macrobatch_maxpool2d_grad", preamble=coverPreamble)
 
     def __init__(self, size=2, stride=None, pad=0, name=None):
-        super().__init__(name)
-        self.registerBlueprint(locals())
-        self.size, self.stride, self.pad = poolGeometry(size, stride, pad)
+        super().__init__(size, stride, pad, name)
         # the position of the max in its window fits a byte for all but huge windows
         self.indexDtype = numpy.dtype(numpy.uint8 if self.size[0] * self.size[1] <= 256 else numpy.int32)
-        self.overlap = any(s < k for s, k in zip(self.stride, self.size))
         self.idx = None
-
-    def checkDataShape(self, shape):
-        checkImageShape(shape, self.size, self.pad, self.describe())
 
     def updateData(self, data):
         n, c, h, w = data.shape

@@ -35,6 +35,3 @@ class AdaGrad(Optimizer):
         xp.divide(grad, scratch, out=scratch)
         scratch *= lr
         param -= scratch
-
-    def updateGpu(self, param, grad, state, scalars):
-        self.kernel(grad, *scalars, param, *state)

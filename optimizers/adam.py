@@ -60,6 +60,3 @@ class Adam(Optimizer):
         if decayFactor != 1.0:
             param *= decayFactor
         param -= scratch
-
-    def updateGpu(self, param, grad, state, scalars):
-        self.kernel(grad, *scalars, param, *state)

@@ -31,6 +31,3 @@ class MomentumSGD(Optimizer):
         v += grad
         xp.multiply(v, lr, out=scratch)
         param -= scratch
-
-    def updateGpu(self, param, grad, state, scalars):
-        self.kernel(grad, *scalars, param, *state)

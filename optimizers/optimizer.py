@@ -26,7 +26,8 @@ class Optimizer:
       with anything that depends on the step (bias corrections) folded in on the host;
     * ``updateCpu(param, grad, state, scratch, scalars)``: the NumPy update, in place, using
       scratch (a preallocated array like param) instead of temporaries;
-    * ``updateGpu(param, grad, state, scalars)``: one fused ElementwiseKernel call, in place.
+    * ``kernel``: a fused ElementwiseKernel taking (grad, *scalars) and updating (param, *state) in
+      place, which the default ``updateGpu`` calls (override updateGpu for anything else).
 
     Both update methods work on one buffer at a time: a flat buffer with global state, one
     Variable's arrays without it.
@@ -127,4 +128,4 @@ class Optimizer:
         raise NotImplementedError
 
     def updateGpu(self, param, grad, state, scalars):
-        raise NotImplementedError
+        self.kernel(grad, *scalars, param, *state)

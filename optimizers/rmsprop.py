@@ -40,6 +40,3 @@ class RMSProp(Optimizer):
         xp.divide(grad, scratch, out=scratch)
         scratch *= lr
         param -= scratch
-
-    def updateGpu(self, param, grad, state, scalars):
-        self.kernel(grad, *scalars, param, *state)

@@ -19,6 +19,3 @@ class SGD(Optimizer):
         lr, = scalars
         xp.multiply(grad, lr, out=scratch)
         param -= scratch
-
-    def updateGpu(self, param, grad, state, scalars):
-        self.kernel(grad, *scalars, param)
