@@ -7,26 +7,12 @@ from macrobatch.modules.batchnorm import BatchNorm
 from macrobatch.modules.module import loadModel
 
 
-def randomAffine(mod, seed=3):
-    """Non-trivial scale and bias, so a wrong affine term cannot hide behind scale 1 and bias 0."""
-    rng = np.random.default_rng(seed)
-    mod.vars["scale"].data[...] = rng.uniform(0.5, 1.5, mod.maps)
-    mod.vars["bias"].data[...] = rng.standard_normal(mod.maps)
-    return mod
-
-
-def trainSteps(mod, shape, steps=3, dtype=np.float64):
-    rng = np.random.default_rng(7)
-    for _ in range(steps):
-        mod(rng.normal(2.0, 3.0, shape).astype(dtype))
-
-
-def test_batchnorm_train_mode_gradients_match_finite_differences():
+def test_batchnorm_train_mode_gradients_match_finite_differences(randomAffine):
     mod = randomAffine(BatchNorm(3).cast(np.float64))
     checkModuleGrads(mod, np.random.default_rng(0).normal(1.0, 2.0, (5, 3)))
 
 
-def test_batchnorm_eval_mode_gradients_match_finite_differences():
+def test_batchnorm_eval_mode_gradients_match_finite_differences(randomAffine, trainSteps):
     mod = randomAffine(BatchNorm(3).cast(np.float64))
     trainSteps(mod, (5, 3))
     checkModuleGrads(mod.evalMode(), np.random.default_rng(0).normal(1.0, 2.0, (5, 3)))
@@ -45,7 +31,7 @@ def test_batchnorm_train_output_has_zero_mean_unit_variance_per_map():
     np.testing.assert_allclose(y.var(axis=0), 1, rtol=1e-3)
 
 
-def test_batchnorm_matches_torch_in_train_and_eval_mode_with_running_statistics():
+def test_batchnorm_matches_torch_in_train_and_eval_mode_with_running_statistics(randomAffine):
     torch = pytest.importorskip("torch")
     mod = randomAffine(BatchNorm(4, momentum=0.2))
     ref = torch.nn.BatchNorm1d(4, momentum=0.2)
@@ -69,7 +55,7 @@ def test_batchnorm_matches_torch_in_train_and_eval_mode_with_running_statistics(
     np.testing.assert_allclose(mod.vars["bias"].grad, ref.bias.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_batchnorm_eval_mode_leaves_running_statistics_unchanged():
+def test_batchnorm_eval_mode_leaves_running_statistics_unchanged(trainSteps):
     mod = BatchNorm(3)
     trainSteps(mod, (4, 3), dtype=np.float32)
     mean, var = mod.attrs["mean"].copy(), mod.attrs["var"].copy()
@@ -78,7 +64,7 @@ def test_batchnorm_eval_mode_leaves_running_statistics_unchanged():
     np.testing.assert_array_equal(mod.attrs["var"], var)
 
 
-def test_batchnorm_running_statistics_survive_save_and_load(tmp_path):
+def test_batchnorm_running_statistics_survive_save_and_load(tmp_path, randomAffine, trainSteps):
     mod = randomAffine(BatchNorm(3, momentum=0.3))
     trainSteps(mod, (4, 3), dtype=np.float32)
     mod.save(tmp_path / "bn.h5")

@@ -6,15 +6,14 @@ from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.batchnorm import BatchNorm
 from macrobatch.modules.batchnorm2d import BatchNorm2D
 from macrobatch.modules.module import buildFromBlueprint
-from macrobatch.tests.modules.test_batchnorm import randomAffine, trainSteps
 
 
-def test_batchnorm2d_train_mode_gradients_match_finite_differences():
+def test_batchnorm2d_train_mode_gradients_match_finite_differences(randomAffine):
     mod = randomAffine(BatchNorm2D(3).cast(np.float64))
     checkModuleGrads(mod, np.random.default_rng(0).normal(1.0, 2.0, (2, 3, 3, 2)))
 
 
-def test_batchnorm2d_eval_mode_gradients_match_finite_differences():
+def test_batchnorm2d_eval_mode_gradients_match_finite_differences(randomAffine, trainSteps):
     mod = randomAffine(BatchNorm2D(3).cast(np.float64))
     trainSteps(mod, (2, 3, 3, 2))
     checkModuleGrads(mod.evalMode(), np.random.default_rng(0).normal(1.0, 2.0, (2, 3, 3, 2)))
@@ -27,7 +26,7 @@ def test_batchnorm2d_normalises_each_map_over_batch_and_spatial_axes():
     np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-3)
 
 
-def test_batchnorm2d_matches_torch_in_train_and_eval_mode_with_running_statistics():
+def test_batchnorm2d_matches_torch_in_train_and_eval_mode_with_running_statistics(randomAffine):
     torch = pytest.importorskip("torch")
     mod = randomAffine(BatchNorm2D(3, epsilon=1e-3))
     ref = torch.nn.BatchNorm2d(3, eps=1e-3)
