@@ -5,17 +5,64 @@ from .backend import xp
 class Variable:
     """Holds ``data`` and ``grad`` (same shape and dtype).
 
-    Modules add into ``grad`` (they never overwrite it), so gradients of a weight used twice
-    sum up; ``Optimizer.zeroGradParams`` clears them. An optimizer with global state may rebind
-    ``data`` and ``grad`` to views of its flat buffers: always reach the arrays through the
-    Variable, never keep your own reference.
+    Gradients accumulate: modules add into ``grad``, so the gradients of a weight used twice sum
+    up. ``zeroGrad()`` clears it lazily, as PyTorch's set-to-None does: it only marks the array
+    stale, and the next ``accumulate*`` call writes its result straight into it (a GEMM or a sum
+    with ``out=``) instead of adding to zeros, which saves a fill and an add pass over every
+    weight per step. Reading ``grad`` while stale fills it with zeros first, so ``grad`` always
+    shows the true gradient.
+
+    An optimizer with global state may rebind ``data`` and ``grad`` to views of its flat buffers:
+    always reach the arrays through the Variable, never keep your own reference.
     """
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "_grad", "gradStale")
 
     def __init__(self, data):
         self.data = data
-        self.grad = xp.zeros_like(data)
+        self._grad = xp.zeros_like(data)
+        self.gradStale = False
+
+    @property
+    def grad(self):
+        if self.gradStale:
+            self._grad.fill(0)
+            self.gradStale = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+        self.gradStale = False
+
+    def zeroGrad(self):
+        """Set the gradient to zero (lazily: see the class docstring)."""
+        self.gradStale = True
+
+    def accumulate(self, value):
+        """grad += value (value has grad's shape, or is reshaped to it)."""
+        if self.gradStale:
+            self._grad[...] = value.reshape(self._grad.shape)
+            self.gradStale = False
+        else:
+            self._grad += value.reshape(self._grad.shape)
+
+    def accumulateMatmul(self, a, b):
+        """grad += a @ b, written by the GEMM itself when the gradient was just zeroed; a @ b is
+        (rows, cols) and grad any shape of that size (a conv weight's (outmaps, inmaps, fh, fw))."""
+        if self.gradStale:
+            xp.matmul(a, b, out=self._grad.reshape(a.shape[0], b.shape[1]))
+            self.gradStale = False
+        else:
+            self._grad += xp.matmul(a, b).reshape(self._grad.shape)
+
+    def accumulateSum(self, ary, axis):
+        """grad += ary.sum(axis), the reduction writing into grad when it was just zeroed."""
+        if self.gradStale:
+            ary.sum(axis=axis, out=self._grad)
+            self.gradStale = False
+        else:
+            self._grad += ary.sum(axis=axis)
 
     @property
     def shape(self):

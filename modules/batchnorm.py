@@ -123,5 +123,5 @@ class BatchNorm(Module):
 
     def accGradParams(self, grad):
         gsum, gxsum = self.sumGrads(grad)
-        self.vars["scale"].grad += gxsum.reshape(self.maps)
-        self.vars["bias"].grad += gsum.reshape(self.maps)
+        self.vars["scale"].accumulate(gxsum)
+        self.vars["bias"].accumulate(gsum)

@@ -72,7 +72,6 @@ class Conv2D(Module):
 
     def accGradParams(self, grad):
         rows = self.gradRows(grad)
-        W = self.vars["W"]
-        W.grad += xp.matmul(rows, self.cols.T).reshape(W.shape)
+        self.vars["W"].accumulateMatmul(rows, self.cols.T)
         if "b" in self.vars:
-            self.vars["b"].grad += rows.sum(axis=1)
+            self.vars["b"].accumulateSum(rows, axis=1)

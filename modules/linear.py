@@ -36,7 +36,6 @@ class Linear(Module):
         return xp.matmul(grad, self.vars["W"].data.T)
 
     def accGradParams(self, grad):
-        W = self.vars["W"]
-        W.grad += xp.matmul(self.inData.T, grad)
+        self.vars["W"].accumulateMatmul(self.inData.T, grad)
         if "b" in self.vars:
-            self.vars["b"].grad += grad.sum(axis=0)
+            self.vars["b"].accumulateSum(grad, axis=0)

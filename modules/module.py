@@ -141,7 +141,7 @@ class Module:
 
     def zeroGradParams(self):
         for var in self.getVariables().values():
-            var.grad.fill(0)
+            var.zeroGrad()
 
     def cast(self, dtype):
         """Convert parameters and saved arrays to dtype (before an optimizer is set up on them)."""

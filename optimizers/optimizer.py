@@ -8,6 +8,7 @@ import math
 from ..engine.backend import isCuda, xp
 from ..engine.errors import DtypeError, ShapeError
 from ..engine.flatbuffer import FlatBuffer
+from ..engine.parallel import runParallel, splitRanges
 
 
 class Optimizer:
@@ -78,6 +79,10 @@ class Optimizer:
         # Only the NumPy path needs scratch; the GPU kernels keep their temporaries in registers.
         self.slots = [(param, grad, self.initState(param), None if isCuda else xp.empty_like(param))
                       for param, grad in arrays]
+        # On the CPU, each large buffer is updated in contiguous parts, one per core.
+        self.cpuParts = [] if isCuda else [
+            [(param[a:b], grad[a:b], tuple(s[a:b] for s in state), scratch[a:b]) for a, b in splitRanges(param.size)]
+            for param, grad, state, scratch in self.slots]
         self.bindings = [(name, var, var.data, var.grad) for name, var in variables.items()]
         self.steps = 0
         return self
@@ -93,7 +98,8 @@ class Optimizer:
 
     def checkBindings(self):
         """The update reaches parameters through the arrays taken at setup: a Variable whose data or
-        grad was replaced since (module.cast, grad = None) would silently stop training."""
+        grad was replaced since (module.cast, grad = None) would silently stop training. Reading
+        var.grad also zero-fills the gradient of a parameter that got none since zeroGradParams."""
         for name, var, data, grad in self.bindings:
             if var.data is not data or var.grad is not grad:
                 what = "gradient was removed" if var.grad is None else "data or grad was replaced"
@@ -101,9 +107,10 @@ class Optimizer:
                                    "write into Variable arrays in place, or call setupOn again")
 
     def zeroGradParams(self):
-        """Clear the gradients of every parameter (one fill per flat buffer with global state)."""
-        for _, grad, _, _ in self.slots:
-            grad.fill(0)
+        """Clear the gradients of every parameter, lazily (Variable.zeroGrad): backward then writes
+        each gradient instead of adding it to zeros."""
+        for _, var, _, _ in self.bindings:
+            var.zeroGrad()
 
     def update(self):
         """Apply one step to every parameter from its accumulated gradient."""
@@ -112,11 +119,12 @@ class Optimizer:
         self.checkBindings()
         self.steps += 1
         scalars = self.stepScalars()
-        for param, grad, state, scratch in self.slots:
-            if isCuda:
+        if isCuda:
+            for param, grad, state, _ in self.slots:
                 self.updateGpu(param, grad, state, scalars)
-            else:
-                self.updateCpu(param, grad, state, scratch, scalars)
+        else:
+            for parts in self.cpuParts:
+                runParallel(self.updateCpu, [part + (scalars,) for part in parts])
 
     def initState(self, param):
         return ()

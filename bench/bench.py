@@ -1,0 +1,248 @@
+"""Benchmark macrobatch against PyTorch, the same work in one process: ``python bench/bench.py``.
+
+For each model (MLP 784-1024-1024-10, LeNet-28, CNN-BN-32; fp32, batch 128) it checks that both
+frameworks, started from the same weights, give the same losses after a training step, then times
+training (forward, cross-entropy, backward, Adam) and inference in interleaved blocks and reports
+samples/s and the ratio macrobatch / PyTorch. It also measures the peak RSS of each framework in a
+child process, the sgemm roof of the machine and the fraction of it the MLP step reaches, and
+``trainFromHost`` on an HDF5 file against ``train`` on resident data. With the CuPy backend the
+comparison is against PyTorch CUDA (TF32 off on both), plus the macrobatch upload rate against a
+pinned-memory copy.
+
+Results are printed and written to bench/results/latest.json and latest.md (the table for the README).
+
+Options:
+  --quick              a short smoke run (3 repeats of 0.25 s blocks, a 20,000-sample stream file, a
+                       1024 sgemm): well under a minute, numbers only indicative
+  --models M[,M...]    models to run, from mlp, lenet, cnnbn (default: all three)
+  --repeats N          timed blocks per framework and model (default 7; --quick: 3)
+  --block-seconds S    minimum length of a timed block; steps per block are calibrated (default 1.0)
+  --stream-samples N   samples in the streaming HDF5 file (default 200000; --quick: 20000)
+  --no-memory          skip the peak-memory child processes
+  --no-stream          skip the streaming comparison
+  --out DIR            where latest.json and latest.md go (default: bench/results)
+  --seed N             seed of the weights and data (default 0)
+
+The stream file is written once under <tempdir>/macrobatch-bench/ and reused. MACROBATCH_BACKEND=cpu
+forces the NumPy backend on a machine with a GPU (then the comparison is against PyTorch CPU).
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import h5py
+import numpy
+
+from macrobatch.engine import backend
+
+import measure
+import report
+from models import mlpStepFlops, specs
+from streaming import streamingRatios, uploadRates
+from workloads import OursWorkload, TorchWorkload, batchsize, crossEntropy, hostData, peakMemory
+
+parityTolerance = 1e-4
+calibrationSteps = 3
+maxStepsPerBlock = 512
+
+
+def parseArgs(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--models", default=",".join(specs), help=f"comma-separated, from {', '.join(specs)}")
+    parser.add_argument("--repeats", type=int, help="timed blocks per framework (default 7, quick 3)")
+    parser.add_argument("--block-seconds", type=float, help="minimum seconds per timed block (default 1.0)")
+    parser.add_argument("--stream-samples", type=int, help="samples in the stream file (default 200000)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
+    parser.add_argument("--no-stream", action="store_true", help="skip the streaming comparison")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    defaults = {"repeats": (7, 3), "block_seconds": (1.0, 0.25), "stream_samples": (200000, 20000)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    args.gemmSize = 1024 if args.quick else 2048
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in args.models if m not in specs]
+    if unknown or not args.models:
+        parser.error(f"--models: unknown {unknown}; choose from {', '.join(specs)}")
+    if args.repeats < 1 or args.block_seconds <= 0 or args.stream_samples < 10000:
+        parser.error("--repeats must be >= 1, --block-seconds > 0 and --stream-samples >= 10000")
+    return args
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def setUpTorch():
+    """Import torch, give it every core and choose its device to match our backend."""
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    if not backend.isCuda:
+        return torch, "cpu"
+    if not torch.cuda.is_available():
+        raise SystemExit("macrobatch runs on CUDA but this torch build sees no GPU; install a CUDA torch "
+                         "or run with MACROBATCH_BACKEND=cpu")
+    # fp32 on both sides: CuPy's matmul is plain fp32 unless CUPY_TF32 is set; torch's cuDNN uses TF32 by default
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch, "cuda"
+
+
+def machineInfo(torch, device):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    info = {"cpu": measure.cpuModel(), "cores": os.cpu_count(), "platform": platform.platform(),
+            "backend": backend.name, "torchDevice": device, "torchThreads": torch.get_num_threads(),
+            "numpyBlas": measure.numpyBlas(), "threadEnv": measure.threadEnv(), "commit": measure.gitCommit(repo),
+            "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
+                         "torch": torch.__version__, "h5py": h5py.__version__,
+                         "macrobatch": measure.packageVersion("macrobatch")}}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+        info["versions"]["cupy"] = backend.xp.__version__
+    return info
+
+
+def checkParity(spec, ours, theirs, seed):
+    """From the same weights on the same batch both frameworks must give the same losses: in eval mode,
+    in the first training step, and in a second step on the batch (after one Adam update). The eval loss
+    is taken before any update: after one, parameters whose gradient is rounding noise (a convolution's
+    bias ahead of BatchNorm) move by +-learnRate in either framework, and eval mode, normalising with
+    running statistics, no longer cancels that."""
+    xh, yh = hostData(spec, batchsize, seed)
+    losses = {}
+    for workload in (ours, theirs):
+        x, y = workload.makeData(xh, yh)
+        evalLoss = crossEntropy(workload.infer(x), yh)
+        losses[workload.name] = (evalLoss, workload.train(x, y), workload.train(x, y))
+    rel = [abs(a - b) / max(abs(a), abs(b), 1e-12) for a, b in zip(losses["macrobatch"], losses["torch"])]
+    if max(rel) > parityTolerance or not all(map(math.isfinite, losses["macrobatch"] + losses["torch"])):
+        raise SystemExit(f"{spec.title}: macrobatch and PyTorch disagree from the same weights "
+                         f"(losses eval, step 1, step 2: macrobatch {losses['macrobatch']}, torch {losses['torch']}; "
+                         f"relative differences {rel}, tolerance {parityTolerance})")
+    return {"losses": losses, "maxRelativeDifference": max(rel)}
+
+
+def stepsPerBlock(workloads, method, data, blockSeconds):
+    """Whole steps per timed block: enough that the slower framework's block lasts blockSeconds."""
+    perStep = 0.0
+    for workload in workloads:
+        args = data[workload.name]
+        run = lambda: getattr(workload, method)(*args)
+        run()  # warm-up: buffers, caches, first-call set-up
+        perStep = max(perStep, measure.timeBlock(run, workload.sync) / calibrationSteps)
+    return max(2, min(maxStepsPerBlock, math.ceil(blockSeconds / perStep)))
+
+
+def benchModel(key, args, device):
+    spec = specs[key]
+    log(f"{spec.title}: parity check")
+    ours = OursWorkload(spec, args.seed)
+    theirs = TorchWorkload(spec, args.seed, device, weightsFrom=ours.net)
+    result = {"title": spec.title, "parity": checkParity(spec, ours, theirs, args.seed)}
+    workloads = (ours, theirs)
+
+    xh, yh = hostData(spec, calibrationSteps * batchsize, args.seed + 1)
+    calib = {w.name: w.makeData(xh, yh) for w in workloads}
+    steps = {"train": stepsPerBlock(workloads, "train", calib, args.block_seconds),
+             "infer": stepsPerBlock(workloads, "infer", {k: v[:1] for k, v in calib.items()}, args.block_seconds)}
+    del calib
+    xh, yh = hostData(spec, max(steps.values()) * batchsize, args.seed + 2)
+    data = {w.name: w.makeData(xh, yh) for w in workloads}
+    for method in ("train", "infer"):
+        n = steps[method] * batchsize
+        blocks = {}
+        for w in workloads:
+            x, y = (a[:n] for a in data[w.name])
+            work = getattr(w, method)
+            blocks[w.name] = ((lambda work=work, x=x, y=y: work(x, y)) if method == "train"
+                              else (lambda work=work, x=x: work(x)), w.sync)
+        times = measure.interleaved(blocks, args.repeats)
+        entry = {name: measure.summarise(seconds, n) for name, seconds in times.items()}
+        entry["ratio"] = measure.pairedRatio(times["macrobatch"], times["torch"])
+        entry["stepsPerBlock"] = steps[method]
+        result[method] = entry
+        log(f"  {method}: macrobatch {entry['macrobatch']['samplesPerSec']:,.0f}/s, "
+            f"torch {entry['torch']['samplesPerSec']:,.0f}/s, ratio {entry['ratio']:.2f} "
+            f"({steps[method]} steps per block)")
+    return result
+
+
+def roof(torch, device, args, mlpResult):
+    """sgemm GFLOP/s of our backend (NumPy or CuPy) and of torch, and the MLP step's share of ours."""
+    xp, n, repeats = backend.xp, args.gemmSize, 3 if args.quick else 7
+    rng = numpy.random.default_rng(args.seed)
+    a, b = (rng.standard_normal((n, n), dtype=numpy.float32) for _ in range(2))
+    da, db, dout = backend.toDevice(a), backend.toDevice(b), xp.empty((n, n), dtype=numpy.float32)
+    gflops = measure.gemmGflops(lambda: xp.matmul(da, db, out=dout), n, repeats, backend.synchronize)
+    ta, tb = (torch.from_numpy(m).to(device) for m in (a, b))
+    tout = torch.empty((n, n), device=device)
+    torchSync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    torchGflops = measure.gemmGflops(lambda: torch.mm(ta, tb, out=tout), n, repeats, torchSync)
+    result = {"library": xp.__name__, "n": n, "repeats": repeats, "gflops": gflops, "torchGflops": torchGflops}
+    if mlpResult is not None:
+        flops = mlpStepFlops(specs["mlp"], batchsize)
+        step = {"flops": flops, "formula": "3 * 2N sum(in*out) - 2N * in0 * out0"}
+        for name in ("macrobatch", "torch"):
+            achieved = flops * mlpResult["train"][name]["samplesPerSec"] / batchsize / 1e9
+            step[f"{name}Gflops"], step[f"{name}Fraction"] = achieved, achieved / gflops
+        result["mlpStep"] = step
+    log(f"roof: sgemm {gflops:.0f} GFLOP/s ({xp.__name__}), torch.mm {torchGflops:.0f} GFLOP/s")
+    return result
+
+
+def writeAtomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    args = parseArgs(argv)
+    began = time.perf_counter()
+    torch, device = setUpTorch()
+    torch.manual_seed(args.seed)
+    results = {"machine": machineInfo(torch, device),
+               "settings": {"batchsize": batchsize, "repeats": args.repeats, "blockSeconds": args.block_seconds,
+                            "quick": args.quick, "seed": args.seed, "parityTolerance": parityTolerance},
+               "models": {}}
+    m = results["machine"]
+    log(f"{m['cpu']} ({m['cores']} cores), backend {m['backend']}, torch on {device} with "
+        f"{m['torchThreads']} threads, NumPy BLAS {m['numpyBlas']}")
+    for key in args.models:
+        results["models"][key] = benchModel(key, args, device)
+    if not args.no_memory:
+        results["memory"] = {}
+        for key in args.models:
+            results["memory"][key] = {name: measure.inChild(peakMemory, name, key, args.seed, device,
+                                                            os.cpu_count(), 3)
+                                      for name in ("macrobatch", "torch")}
+            log(f"memory {specs[key].title}: " + ", ".join(
+                f"{name} train +{r['trainRssBytes'] / 2 ** 20:.0f} MiB RSS"
+                for name, r in results["memory"][key].items()))
+    results["roof"] = roof(torch, device, args, results["models"].get("mlp"))
+    if not args.no_stream:
+        log("streaming (writes the HDF5 file on first use)")
+        results["streaming"] = streamingRatios(args.stream_samples, 10000, args.seed, log)
+    if backend.isCuda:
+        results["upload"] = uploadRates(10000, 10 if args.quick else 30, args.seed)
+    results["seconds"] = time.perf_counter() - began
+
+    text = report.markdown(results)
+    print("\n" + text)
+    os.makedirs(args.out, exist_ok=True)
+    writeAtomic(os.path.join(args.out, "latest.json"), json.dumps(results, indent=1) + "\n")
+    writeAtomic(os.path.join(args.out, "latest.md"), text)
+    log(f"written to {args.out}/latest.json and latest.md in {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

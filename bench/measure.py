@@ -1,0 +1,141 @@
+"""Timing, memory and machine helpers of the benchmark.
+
+Timing: blocks of work between two device synchronisations, timed with time.perf_counter, with the
+contenders interleaved (A, B, A, B, ...) so that a slow spell of the machine hits both alike.
+
+Memory: peak resident set size (RSS) growth of a fresh child process (multiprocessing 'spawn') over
+its own baseline, taken after imports and data creation. The peak is the kernel's VmHWM, reset at the
+baseline through /proc/self/clear_refs; ``ru_maxrss`` is only the fallback where /proc lacks it,
+because a spawned child inherits its parent's ru_maxrss (exec keeps the high-water mark of the
+process it replaces), which would hide the child's own use under the parent's peak.
+"""
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from importlib import metadata
+from multiprocessing import get_context
+
+import numpy
+
+
+def timeBlock(work, sync):
+    """Seconds taken by work(), with the device idle before and drained after."""
+    sync()
+    start = time.perf_counter()
+    work()
+    sync()
+    return time.perf_counter() - start
+
+
+def interleaved(contenders, repeats):
+    """contenders: name -> (work, sync). Runs one timed block of each in turn, repeats times;
+    returns name -> list of block seconds."""
+    times = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, (work, sync) in contenders.items():
+            times[name].append(timeBlock(work, sync))
+    return times
+
+
+def summarise(seconds, samplesPerBlock):
+    """Median samples/s over the blocks, with the spread ((max - min) / median of the rates)."""
+    rates = [samplesPerBlock / s for s in seconds]
+    median = statistics.median(rates)
+    return {"samplesPerSec": median, "spread": (max(rates) - min(rates)) / median, "blockSeconds": seconds}
+
+
+def pairedRatio(oursSeconds, theirSeconds):
+    """Median over repetitions of (our rate / their rate) = their time / our time, pair by pair."""
+    return statistics.median(t / o for o, t in zip(oursSeconds, theirSeconds))
+
+
+def gemmGflops(multiply, n, repeats, sync):
+    """Median GFLOP/s of multiply(), an (n, n) @ (n, n) matmul, over repeats timed runs after one warm-up."""
+    multiply()
+    seconds = [timeBlock(multiply, sync) for _ in range(repeats)]
+    return 2 * n ** 3 / statistics.median(seconds) / 1e9
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+def _statusKiB(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+class PeakRss:
+    """Peak RSS growth (bytes) of this process since ``start()``."""
+
+    def start(self):
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current RSS
+            self.method = "VmHWM"
+            self.baseline = _statusKiB("VmRSS")
+        except OSError:
+            self.method = "ru_maxrss"
+            self.baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return self
+
+    def growth(self):
+        peak = _statusKiB("VmHWM") if self.method == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return max(0, peak - self.baseline) * 1024
+
+
+def inChild(fn, *args):
+    """fn(*args) in a fresh spawned interpreter; returns its result."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+# --- the machine ----------------------------------------------------------------------------------
+
+def cpuModel():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def numpyBlas():
+    """The BLAS NumPy was built against, from its build record (cheap; no thread probing)."""
+    try:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # NumPy < 2 has no mode="dicts"
+        return "unknown"
+
+
+def packageVersion(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def gitCommit(path):
+    """Short commit of the checkout at path, with '+dirty' for uncommitted changes outside
+    bench/results (which every run rewrites); None without git."""
+    try:
+        run = lambda *cmd: subprocess.run(["git", "-C", path, *cmd], capture_output=True, text=True,
+                                          timeout=10, check=True).stdout.strip()
+        return run("rev-parse", "--short", "HEAD") + ("+dirty" if run("status", "--porcelain", "--", ".", ":!bench/results") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def threadEnv():
+    """Thread-count variables the BLAS and OpenMP runtimes read, where set."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    return {name: os.environ[name] for name in names if name in os.environ}
