@@ -18,6 +18,7 @@ Options:
   --repeats N          timed blocks per framework and model (default 7; --quick: 3)
   --block-seconds S    minimum length of a timed block; steps per block are calibrated (default 1.0)
   --stream-samples N   samples in the streaming HDF5 file (default 200000; --quick: 20000)
+  --stream-repeats N   epochs of each kind per streaming comparison (default 2; --quick: 1)
   --no-memory          skip the peak-memory child processes
   --no-stream          skip the streaming comparison
   --out DIR            where latest.json and latest.md go (default: bench/results)
@@ -31,6 +32,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -47,6 +49,7 @@ from workloads import OursWorkload, TorchWorkload, batchsize, crossEntropy, host
 
 parityTolerance = 1e-4
 calibrationSteps = 3
+memorySteps = 3
 maxStepsPerBlock = 512
 
 
@@ -58,22 +61,24 @@ def parseArgs(argv):
     parser.add_argument("--repeats", type=int, help="timed blocks per framework (default 7, quick 3)")
     parser.add_argument("--block-seconds", type=float, help="minimum seconds per timed block (default 1.0)")
     parser.add_argument("--stream-samples", type=int, help="samples in the stream file (default 200000)")
+    parser.add_argument("--stream-repeats", type=int, help="epochs of each kind (default 2, quick 1)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming comparison")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    defaults = {"repeats": (7, 3), "block_seconds": (1.0, 0.25), "stream_samples": (200000, 20000)}
+    defaults = {"repeats": (7, 3), "block_seconds": (1.0, 0.25), "stream_samples": (200000, 20000),
+                "stream_repeats": (2, 1)}
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    args.gemmSize = 1024 if args.quick else 2048
+    args.gemmSize = 1024 if args.quick else 4096 if backend.isCuda else 2048
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in args.models if m not in specs]
     if unknown or not args.models:
         parser.error(f"--models: unknown {unknown}; choose from {', '.join(specs)}")
-    if args.repeats < 1 or args.block_seconds <= 0 or args.stream_samples < 10000:
-        parser.error("--repeats must be >= 1, --block-seconds > 0 and --stream-samples >= 10000")
+    if min(args.repeats, args.stream_repeats) < 1 or args.block_seconds <= 0 or args.stream_samples < 10000:
+        parser.error("--repeats and --stream-repeats must be >= 1, --block-seconds > 0, --stream-samples >= 10000")
     return args
 
 
@@ -141,7 +146,9 @@ def stepsPerBlock(workloads, method, data, blockSeconds):
     return max(2, min(maxStepsPerBlock, math.ceil(blockSeconds / perStep)))
 
 
-def benchModel(key, args, device):
+def benchModel(key, args, device, extra):
+    """Parity check, then interleaved timing of training and inference. extra: more contenders
+    (name -> (work, sync)) interleaved with the training blocks; returns (result, their block seconds)."""
     spec = specs[key]
     log(f"{spec.title}: parity check")
     ours = OursWorkload(spec, args.seed)
@@ -156,6 +163,7 @@ def benchModel(key, args, device):
     del calib
     xh, yh = hostData(spec, max(steps.values()) * batchsize, args.seed + 2)
     data = {w.name: w.makeData(xh, yh) for w in workloads}
+    extraTimes = {}
     for method in ("train", "infer"):
         n = steps[method] * batchsize
         blocks = {}
@@ -164,7 +172,11 @@ def benchModel(key, args, device):
             work = getattr(w, method)
             blocks[w.name] = ((lambda work=work, x=x, y=y: work(x, y)) if method == "train"
                               else (lambda work=work, x=x: work(x)), w.sync)
+        if method == "train":
+            blocks.update(extra)
         times = measure.interleaved(blocks, args.repeats)
+        if method == "train":
+            extraTimes = {name: times.pop(name) for name in extra}
         entry = {name: measure.summarise(seconds, n) for name, seconds in times.items()}
         entry["ratio"] = measure.pairedRatio(times["macrobatch"], times["torch"])
         entry["stepsPerBlock"] = steps[method]
@@ -172,29 +184,44 @@ def benchModel(key, args, device):
         log(f"  {method}: macrobatch {entry['macrobatch']['samplesPerSec']:,.0f}/s, "
             f"torch {entry['torch']['samplesPerSec']:,.0f}/s, ratio {entry['ratio']:.2f} "
             f"({steps[method]} steps per block)")
-    return result
+    return result, extraTimes
 
 
-def roof(torch, device, args, mlpResult):
-    """sgemm GFLOP/s of our backend (NumPy or CuPy) and of torch, and the MLP step's share of ours."""
-    xp, n, repeats = backend.xp, args.gemmSize, 3 if args.quick else 7
-    rng = numpy.random.default_rng(args.seed)
+def gemmContenders(torch, device, n, seed):
+    """Timed blocks of one (n, n) @ (n, n) float32 matmul: 'sgemm' with our backend's array module (NumPy
+    or CuPy) and 'torch.mm', each run once here as a warm-up."""
+    xp = backend.xp
+    rng = numpy.random.default_rng(seed)
     a, b = (rng.standard_normal((n, n), dtype=numpy.float32) for _ in range(2))
     da, db, dout = backend.toDevice(a), backend.toDevice(b), xp.empty((n, n), dtype=numpy.float32)
-    gflops = measure.gemmGflops(lambda: xp.matmul(da, db, out=dout), n, repeats, backend.synchronize)
     ta, tb = (torch.from_numpy(m).to(device) for m in (a, b))
     tout = torch.empty((n, n), device=device)
-    torchSync = torch.cuda.synchronize if device == "cuda" else lambda: None
-    torchGflops = measure.gemmGflops(lambda: torch.mm(ta, tb, out=tout), n, repeats, torchSync)
-    result = {"library": xp.__name__, "n": n, "repeats": repeats, "gflops": gflops, "torchGflops": torchGflops}
+    contenders = {"sgemm": (lambda: xp.matmul(da, db, out=dout), backend.synchronize),
+                  "torch.mm": (lambda: torch.mm(ta, tb, out=tout),
+                               torch.cuda.synchronize if device == "cuda" else lambda: None)}
+    for work, sync in contenders.values():
+        measure.timeBlock(work, sync)
+    return contenders
+
+
+def roof(gemmTimes, n, mlpResult):
+    """sgemm GFLOP/s (medians over the blocks) and the MLP training step's GEMM rate as a fraction of
+    the sgemm rate, pair by pair (the blocks were interleaved, so each pair saw the same machine)."""
+    flops = 2 * n ** 3
+    rates = {name: [flops / s / 1e9 for s in seconds] for name, seconds in gemmTimes.items()}
+    result = {"library": backend.xp.__name__, "n": n, "repeats": len(rates["sgemm"]),
+              "gflops": statistics.median(rates["sgemm"]), "torchGflops": statistics.median(rates["torch.mm"])}
     if mlpResult is not None:
-        flops = mlpStepFlops(specs["mlp"], batchsize)
-        step = {"flops": flops, "formula": "3 * 2N sum(in*out) - 2N * in0 * out0"}
+        stepFlops = mlpStepFlops(specs["mlp"], batchsize)
+        blockFlops = stepFlops * mlpResult["train"]["stepsPerBlock"]
+        step = {"flops": stepFlops, "formula": "3 * 2N sum(in*out) - 2N * in0 * out0"}
         for name in ("macrobatch", "torch"):
-            achieved = flops * mlpResult["train"][name]["samplesPerSec"] / batchsize / 1e9
-            step[f"{name}Gflops"], step[f"{name}Fraction"] = achieved, achieved / gflops
+            achieved = [blockFlops / s / 1e9 for s in mlpResult["train"][name]["blockSeconds"]]
+            step[f"{name}Gflops"] = statistics.median(achieved)
+            step[f"{name}Fraction"] = statistics.median(a / r for a, r in zip(achieved, rates["sgemm"]))
         result["mlpStep"] = step
-    log(f"roof: sgemm {gflops:.0f} GFLOP/s ({xp.__name__}), torch.mm {torchGflops:.0f} GFLOP/s")
+    log(f"roof: sgemm {result['gflops']:.0f} GFLOP/s ({result['library']}), "
+        f"torch.mm {result['torchGflops']:.0f} GFLOP/s")
     return result
 
 
@@ -212,26 +239,34 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     results = {"machine": machineInfo(torch, device),
                "settings": {"batchsize": batchsize, "repeats": args.repeats, "blockSeconds": args.block_seconds,
-                            "quick": args.quick, "seed": args.seed, "parityTolerance": parityTolerance},
+                            "quick": args.quick, "seed": args.seed, "parityTolerance": parityTolerance,
+                            "memorySteps": memorySteps, "torchAdam": "torch.optim.Adam(lr=1e-3), defaults"},
                "models": {}}
     m = results["machine"]
     log(f"{m['cpu']} ({m['cores']} cores), backend {m['backend']}, torch on {device} with "
         f"{m['torchThreads']} threads, NumPy BLAS {m['numpyBlas']}")
+    gemm = gemmContenders(torch, device, args.gemmSize, args.seed)
+    gemmTimes = None
     for key in args.models:
-        results["models"][key] = benchModel(key, args, device)
+        # the roof is timed between the MLP's training blocks, so that the fraction compares like with like
+        results["models"][key], times = benchModel(key, args, device, gemm if key == "mlp" else {})
+        gemmTimes = gemmTimes or times
+    if not gemmTimes:
+        gemmTimes = measure.interleaved(gemm, args.repeats)
+    results["roof"] = roof(gemmTimes, args.gemmSize, results["models"].get("mlp"))
+    del gemm
     if not args.no_memory:
         results["memory"] = {}
         for key in args.models:
             results["memory"][key] = {name: measure.inChild(peakMemory, name, key, args.seed, device,
-                                                            os.cpu_count(), 3)
+                                                            os.cpu_count(), memorySteps)
                                       for name in ("macrobatch", "torch")}
             log(f"memory {specs[key].title}: " + ", ".join(
                 f"{name} train +{r['trainRssBytes'] / 2 ** 20:.0f} MiB RSS"
                 for name, r in results["memory"][key].items()))
-    results["roof"] = roof(torch, device, args, results["models"].get("mlp"))
     if not args.no_stream:
         log("streaming (writes the HDF5 file on first use)")
-        results["streaming"] = streamingRatios(args.stream_samples, 10000, args.seed, log)
+        results["streaming"] = streamingRatios(args.stream_samples, 10000, args.stream_repeats, args.seed, log)
     if backend.isCuda:
         results["upload"] = uploadRates(10000, 10 if args.quick else 30, args.seed)
     results["seconds"] = time.perf_counter() - began

@@ -53,13 +53,6 @@ def pairedRatio(oursSeconds, theirSeconds):
     return statistics.median(t / o for o, t in zip(oursSeconds, theirSeconds))
 
 
-def gemmGflops(multiply, n, repeats, sync):
-    """Median GFLOP/s of multiply(), an (n, n) @ (n, n) matmul, over repeats timed runs after one warm-up."""
-    multiply()
-    seconds = [timeBlock(multiply, sync) for _ in range(repeats)]
-    return 2 * n ** 3 / statistics.median(seconds) / 1e9
-
-
 # --- memory ---------------------------------------------------------------------------------------
 
 def _statusKiB(field):

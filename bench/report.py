@@ -47,12 +47,13 @@ def markdown(results):
         "of whole steps after warm-up; samples/s are medians over the blocks. A training step is forward, "
         "cross-entropy, backward and the Adam update; macrobatch runs `Trainer.train` and `Calculator.calc`, "
         "PyTorch `zero_grad`, forward, `F.cross_entropy`, `backward`, `Adam.step` and `eval()` under `no_grad`. "
-        "Both start from the same weights (checked: equal losses after a step).",
+        f"Both start from the same weights: before timing, their eval loss and the losses of two training "
+        f"steps on one batch agree within {s['parityTolerance']:g} relative.",
     ]
     if memory:
         lines.append("Memory is the peak resident set size (RSS, host memory) of a fresh process over its "
-                     "baseline after imports and data: building the network and inference on 3 batches, "
-                     "then Adam and 3 training steps (peak so far).")
+                     f"baseline after imports and data: building the network and inference on {s['memorySteps']} "
+                     f"batches, then Adam and {s['memorySteps']} training steps (peak so far).")
         if any("trainDeviceBytes" in fw for per in memory.values() for fw in per.values()):
             lines.append("Device memory (peak reserved by the caching allocator, training), MiB: " + "; ".join(
                 f"{results['models'][k]['title'] if k in results['models'] else k} "

@@ -54,24 +54,29 @@ def _epoch(run, seed):
     return time.perf_counter() - start
 
 
-def streamingRatios(samples, macroBatchSize, seed, log):
-    """One epoch of the MLP with trainFromHost on the file and one with train on the same data resident
-    on the device, for random=False and random=True; samples/s of each and the ratio fromHost/resident."""
+def streamingRatios(samples, macroBatchSize, repeats, seed, log):
+    """Epochs of the MLP with trainFromHost on the file and with train on the same data resident on the
+    device, alternating (resident, from host) repeats times, for random=False and random=True. Reports
+    median samples/s of each and the median of the paired ratios fromHost/resident."""
     path = cachedFile(samples, seed)
-    results = {"file": path, "samples": samples, "macroBatchSize": macroBatchSize, "batchsize": batchsize}
+    results = {"file": path, "samples": samples, "macroBatchSize": macroBatchSize, "batchsize": batchsize,
+               "repeats": repeats}
     with h5py.File(path, "r") as f:
         data, labels = f["data"], f["labels"]
         resident = (toDevice(data[...]), toDevice(labels[...]))  # also brings the whole file into the OS cache
         for random in (False, True):
-            residentSeconds = _epoch(lambda t: t.train(*resident, random=random), seed)
-            hostSeconds = _epoch(lambda t: t.trainFromHost(data, labels, macroBatchSize=macroBatchSize,
-                                                           random=random), seed)
-            key = "random" if random else "sequential"
-            results[key] = {"residentSamplesPerSec": samples / residentSeconds,
-                            "fromHostSamplesPerSec": samples / hostSeconds,
-                            "ratio": residentSeconds / hostSeconds}
-            log(f"  streaming random={random}: resident {samples / residentSeconds:,.0f}/s, "
-                f"from host {samples / hostSeconds:,.0f}/s, ratio {residentSeconds / hostSeconds:.2f}")
+            times = {"resident": [], "fromHost": []}
+            for _ in range(repeats):
+                times["resident"].append(_epoch(lambda t: t.train(*resident, random=random), seed))
+                times["fromHost"].append(_epoch(lambda t: t.trainFromHost(
+                    data, labels, macroBatchSize=macroBatchSize, random=random), seed))
+            entry = {f"{name}SamplesPerSec": statistics.median(samples / s for s in seconds)
+                     for name, seconds in times.items()}
+            entry["ratio"] = statistics.median(r / h for r, h in zip(times["resident"], times["fromHost"]))
+            entry["epochSeconds"] = times
+            results["random" if random else "sequential"] = entry
+            log(f"  streaming random={random}: resident {entry['residentSamplesPerSec']:,.0f}/s, "
+                f"from host {entry['fromHostSamplesPerSec']:,.0f}/s, ratio {entry['ratio']:.2f}")
     return results
 
 

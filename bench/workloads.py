@@ -161,6 +161,8 @@ def _devicePeak(framework):
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_reserved()
         return lambda: torch.cuda.max_memory_reserved() - base
+    backend.xp.zeros(1)  # create the CUDA context before the baseline, as torch.cuda.synchronize does
+    backend.synchronize()
     pool = backend.xp.get_default_memory_pool()
     pool.free_all_blocks()
     base = pool.total_bytes()

@@ -8,10 +8,11 @@ import numbers
 
 import numpy
 
-from ..engine.backend import isDeviceArray, toDevice, xp
+from ..engine.backend import isDeviceArray, xp
 from ..engine.dtype import defaultDtype, hostCastable
 from ..engine.errors import DatasetError, DtypeError, ShapeError
 from ..engine.random import hostRng, permutation
+from ..engine.transfer import Uploader
 from .hostreader import HostReader
 
 
@@ -61,8 +62,10 @@ class Handler:
             spans = [spans[i] for i in hostRng().permutation(len(spans))]
         self.beginCall(spans)
         arrays = (data,) if target is None else (data, target)
-        for i, blocks in enumerate(HostReader(arrays, spans, self.prepareHost)):
-            self.handleMacroBatch(i, spans[i][0], *(toDevice(b) for b in blocks), random=random)
+        uploader = Uploader(macroBatchSize)
+        reader = HostReader(arrays, spans, lambda *blocks: uploader.stage(*self.prepareHost(*blocks)))
+        for i, blocks in enumerate(uploader.iterate(reader)):
+            self.handleMacroBatch(i, spans[i][0], *blocks, random=random)
             if onMacroBatchFinish is not None:
                 onMacroBatchFinish(self)
 
@@ -147,9 +150,11 @@ class Handler:
         return target
 
     def prepareHost(self, data, target=None):
-        """Runs in the reader thread on each macrobatch read from the host."""
-        data = numpy.ascontiguousarray(data, dtype=self.dataDtype)
-        return (data,) if target is None else (data, self.prepareTarget(numpy.asarray(target)))
+        """Runs in the reader thread on each macrobatch read from the host: checks the targets and
+        returns the blocks with the dtypes to upload them in (the Uploader converts the data)."""
+        if target is None:
+            return (data,), (self.dataDtype,)
+        return (data, self.prepareTarget(numpy.asarray(target))), (self.dataDtype, None)
 
     def prepareDevice(self, data, target=None):
         data = data.astype(self.dataDtype, copy=False)
