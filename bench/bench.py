@@ -1,7 +1,7 @@
 """Benchmark macrobatch against PyTorch, the same work in one process: ``python bench/bench.py``.
 
 For each model (MLP 784-1024-1024-10, LeNet-28, CNN-BN-32; fp32, batch 128) it checks that both
-frameworks, started from the same weights, give the same losses after a training step, then times
+frameworks, started from the same weights, give the same losses (eval, and two training steps), then times
 training (forward, cross-entropy, backward, Adam) and inference in interleaved blocks and reports
 samples/s and the ratio macrobatch / PyTorch. It also measures the peak RSS of each framework in a
 child process, the sgemm roof of the machine and the fraction of it the MLP step reaches, and
@@ -18,7 +18,7 @@ Options:
   --repeats N          timed blocks per framework and model (default 7; --quick: 3)
   --block-seconds S    minimum length of a timed block; steps per block are calibrated (default 1.0)
   --stream-samples N   samples in the streaming HDF5 file (default 200000; --quick: 20000)
-  --stream-repeats N   epochs of each kind per streaming comparison (default 2; --quick: 1)
+  --stream-repeats N   alternating (resident, from file) epoch pairs per streaming comparison (default 1)
   --no-memory          skip the peak-memory child processes
   --no-stream          skip the streaming comparison
   --out DIR            where latest.json and latest.md go (default: bench/results)
@@ -61,14 +61,14 @@ def parseArgs(argv):
     parser.add_argument("--repeats", type=int, help="timed blocks per framework (default 7, quick 3)")
     parser.add_argument("--block-seconds", type=float, help="minimum seconds per timed block (default 1.0)")
     parser.add_argument("--stream-samples", type=int, help="samples in the stream file (default 200000)")
-    parser.add_argument("--stream-repeats", type=int, help="epochs of each kind (default 2, quick 1)")
+    parser.add_argument("--stream-repeats", type=int, help="epoch pairs per streaming comparison (default 1)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming comparison")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     defaults = {"repeats": (7, 3), "block_seconds": (1.0, 0.25), "stream_samples": (200000, 20000),
-                "stream_repeats": (2, 1)}
+                "stream_repeats": (1, 1)}
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)

@@ -120,15 +120,19 @@ def packageVersion(name):
 def gitCommit(path):
     """Short commit of the checkout at path, with '+dirty' for uncommitted changes outside
     bench/results (which every run rewrites); None without git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", path, *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
     try:
-        run = lambda *cmd: subprocess.run(["git", "-C", path, *cmd], capture_output=True, text=True,
-                                          timeout=10, check=True).stdout.strip()
-        return run("rev-parse", "--short", "HEAD") + ("+dirty" if run("status", "--porcelain", "--", ".", ":!bench/results") else "")
+        dirty = git("status", "--porcelain", "--", ".", ":!bench/results")
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def threadEnv():
-    """Thread-count variables the BLAS and OpenMP runtimes read, where set."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    """Thread-count variables the BLAS and OpenMP runtimes (and macrobatch's CPU workers) read, where set;
+    unset, OpenBLAS and torch use every core."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MACROBATCH_CPU_THREADS")
     return {name: os.environ[name] for name in names if name in os.environ}

@@ -29,22 +29,22 @@ def markdown(results):
         + (f" (commit {m['commit']})" if m.get("commit") else "") + ".",
         "",
         "| model | train samples/s: macrobatch | torch | ratio | infer samples/s: macrobatch | torch | ratio "
-        "| peak RSS growth train, MiB: macrobatch / torch | infer |",
+        "| peak RSS growth, MiB, train: macrobatch / torch | infer: macrobatch / torch |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     memory = results.get("memory", {})
     for key, r in results["models"].items():
-        t, i = r["train"], r["infer"]
-        lines.append(
-            f"| {r['title']} | {_rate(t['macrobatch']['samplesPerSec'])} | {_rate(t['torch']['samplesPerSec'])} "
-            f"| **{t['ratio']:.2f}** | {_rate(i['macrobatch']['samplesPerSec'])} | {_rate(i['torch']['samplesPerSec'])} "
-            f"| **{i['ratio']:.2f}** | {_memoryCell(memory, key, 'trainRssBytes')} "
-            f"| {_memoryCell(memory, key, 'inferRssBytes')} |")
+        cells = [r["title"]]
+        for phase in (r["train"], r["infer"]):
+            cells += [_rate(phase["macrobatch"]["samplesPerSec"]), _rate(phase["torch"]["samplesPerSec"]),
+                      f"**{phase['ratio']:.2f}**"]
+        cells += [_memoryCell(memory, key, "trainRssBytes"), _memoryCell(memory, key, "inferRssBytes")]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Ratio = macrobatch / PyTorch (above 1: macrobatch is faster), the median over {s['repeats']} interleaved "
-        f"pairs of timed blocks (macrobatch, torch, macrobatch, ...), each block {s['blockSeconds']:g} s or more "
-        "of whole steps after warm-up; samples/s are medians over the blocks. A training step is forward, "
+        f"pairs of timed blocks (macrobatch, torch, macrobatch, ...), each of the same whole steps for both, "
+        f"about {s['blockSeconds']:g} s for the slower one, after warm-up; samples/s are medians over the blocks. A training step is forward, "
         "cross-entropy, backward and the Adam update; macrobatch runs `Trainer.train` and `Calculator.calc`, "
         "PyTorch `zero_grad`, forward, `F.cross_entropy`, `backward`, `Adam.step` and `eval()` under `no_grad`. "
         f"Both start from the same weights: before timing, their eval loss and the losses of two training "
@@ -60,19 +60,22 @@ def markdown(results):
                 f"{_memoryCell(memory, k, 'trainDeviceBytes')}" for k in memory) + ".")
     roof = results.get("roof")
     if roof:
-        f = roof["mlpStep"]
-        lines += ["", f"**Roof.** sgemm ({roof['library']}, {roof['n']}x{roof['n']}, median of {roof['repeats']}): "
-                      f"{roof['gflops']:.0f} GFLOP/s (torch.mm: {roof['torchGflops']:.0f}). "
-                      f"MLP step = 3F - 2·N·784·1024 with F = 2·N·Σ in·out (forward GEMMs; the backward has the "
-                      f"weight gradients, F, and the input gradients but the first layer's) = "
-                      f"{f['flops'] / 1e9:.2f} GFLOP at N = {s['batchsize']}: macrobatch reaches "
-                      f"{f['macrobatchGflops']:.0f} GFLOP/s ({f['macrobatchFraction']:.0%} of the roof), "
-                      f"torch {f['torchGflops']:.0f} GFLOP/s ({f['torchFraction']:.0%})."]
+        lines += ["", f"**Roof.** sgemm ({roof['library']}, {roof['n']}x{roof['n']} float32, median of "
+                      f"{roof['repeats']}): {roof['gflops']:.0f} GFLOP/s (torch.mm: {roof['torchGflops']:.0f})."]
+        f = roof.get("mlpStep")
+        if f:
+            lines[-1] += (f" The MLP step counts 3F - 2·N·784·1024 GEMM FLOPs, F = 2·N·Σ in·out the forward "
+                          f"(the backward is the weight gradients, F, and the input gradients but the first "
+                          f"layer's), {f['flops'] / 1e9:.2f} GFLOP at N = {s['batchsize']}: macrobatch runs it at "
+                          f"{f['macrobatchGflops']:.0f} GFLOP/s, {f['macrobatchFraction']:.0%} of the roof, torch at "
+                          f"{f['torchGflops']:.0f} GFLOP/s, {f['torchFraction']:.0%} (each block against the sgemm "
+                          "block timed beside it).")
     stream = results.get("streaming")
     if stream:
-        lines += ["", f"**Streaming** (MLP, one epoch of {stream['samples']:,} samples of 784 float32 per run, "
-                      f"macrobatch {stream['macroBatchSize']:,}, batch {stream['batchsize']}; the HDF5 file is read "
-                      "from the OS page cache, which cannot be dropped here):", "",
+        lines += ["", f"**Streaming** (MLP, epochs of {stream['samples']:,} samples of 784 float32, macrobatch "
+                      f"{stream['macroBatchSize']:,}, batch {stream['batchsize']}; {stream['repeats']} alternating "
+                      "pair(s) of epochs, medians; the HDF5 file is read from the OS page cache, which cannot be "
+                      "dropped here):", "",
                   "| order | `train` on resident data, samples/s | `trainFromHost` on the HDF5 file | ratio |",
                   "|---|--:|--:|--:|"]
         for key in ("sequential", "random"):
