@@ -1,5 +1,5 @@
 """Conv2D: 2D convolution (cross-correlation, like PyTorch) on NCHW images, as im2col and one GEMM."""
-from ..engine.backend import xp
+from ..engine.backend import isCuda, xp
 from ..engine.dtype import defaultDtype
 from ..engine.im2col import buffer, checkImageShape, col2im, im2col, outSize, pair
 from ..engine.init import initWeights
@@ -32,6 +32,7 @@ class Conv2D(Module):
         self.colGrad = None    # gradient of the column matrix, before col2im
         self.rows = None       # (outmaps, batch*OH*OW): the GEMM output, then the gradient in that layout
         self.rowsFrom = None   # the gradient array self.rows currently holds
+        self.evalChunkBytes = 4 << 20  # column matrix size per chunk in eval mode (NumPy)
 
     def checkDataShape(self, shape):
         checkImageShape(shape, self.size, self.pad, self.describe(), maps=self.inmaps)
@@ -39,17 +40,23 @@ class Conv2D(Module):
     def updateData(self, data):
         n = data.shape[0]
         oh, ow = outSize(data.shape[2:], self.size, self.stride, self.pad)
-        self.cols = im2col(data, self.size, self.stride, self.pad, out=self.cols)
-        W = self.vars["W"].data.reshape(self.outmaps, -1)
-        self.rows = xp.matmul(W, self.cols, out=buffer(self.rows, (self.outmaps, self.cols.shape[1]), data.dtype))
-        self.rowsFrom = None
-        # the GEMM gives (outmaps, batch, ..): one pass transposes it to NCHW and adds the bias
-        rows = self.rows.reshape(self.outmaps, n, oh, ow).transpose(1, 0, 2, 3)
         out = xp.empty((n, self.outmaps, oh, ow), dtype=data.dtype)
-        if "b" in self.vars:
-            xp.add(rows, self.vars["b"].data.reshape(1, -1, 1, 1), out=out)
-        else:
-            xp.copyto(out, rows)
+        W = self.vars["W"].data.reshape(self.outmaps, -1)
+        # Train mode lowers the whole batch at once: backward needs its column matrix. Eval mode keeps
+        # nothing, so on NumPy it lowers a few samples at a time and the column matrix stays in cache.
+        colBytes = W.shape[1] * oh * ow * data.dtype.itemsize
+        step = n if self.train or isCuda else max(1, self.evalChunkBytes // colBytes)
+        for start in range(0, n, step):
+            part = data[start:start + step]
+            self.cols = im2col(part, self.size, self.stride, self.pad, out=self.cols)
+            self.rows = xp.matmul(W, self.cols, out=buffer(self.rows, (self.outmaps, self.cols.shape[1]), data.dtype))
+            # the GEMM gives (outmaps, batch, ..): one pass transposes it to NCHW and adds the bias
+            rows = self.rows.reshape(self.outmaps, part.shape[0], oh, ow).transpose(1, 0, 2, 3)
+            if "b" in self.vars:
+                xp.add(rows, self.vars["b"].data.reshape(1, -1, 1, 1), out=out[start:start + step])
+            else:
+                xp.copyto(out[start:start + step], rows)
+        self.rowsFrom = None
         return out
 
     def backward(self, grad, updGrad=True, updParamGrads=True):
