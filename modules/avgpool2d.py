@@ -10,7 +10,8 @@ class AvgPool2D(Pool2D):
 
     size, stride and pad take an int or an (h, w) pair; stride defaults to size (windows side by side)
     and pad (at most half the window) adds zero borders that count in the mean, so every window is
-    divided by fh*fw (PyTorch's default, count_include_pad=True).
+    divided by fh*fw (PyTorch's default, count_include_pad=True). On the CPU, a window covering the
+    whole unpadded image (global average pooling) takes one matrix-vector product.
     """
 
     forwardKernel = ElementwiseKernel(
@@ -54,6 +55,10 @@ class AvgPool2D(Pool2D):
         super().__init__(size, stride, pad, name)
         self.scale = 1.0 / (self.size[0] * self.size[1])
 
+    def coversImage(self, insize):
+        """Whether one unpadded window covers the whole (H, W) image: global average pooling."""
+        return self.pad == (0, 0) and self.size == tuple(insize)
+
     def updateData(self, data):
         n, c, h, w = data.shape
         outsize = outSize((h, w), self.size, self.stride, self.pad)
@@ -61,12 +66,22 @@ class AvgPool2D(Pool2D):
             out = xp.empty((n, c) + outsize, dtype=data.dtype)
             self.forwardKernel(xp.ascontiguousarray(data), h, w, *outsize, *self.size, *self.stride, *self.pad, out)
             return out
+        if not self.train:  # inference keeps no backward buffers
+            self.buffers = {}
+        if self.coversImage((h, w)):  # one matrix-vector product instead of h*w passes over strided views
+            weights = xp.full(h * w, self.scale, dtype=data.dtype)
+            return xp.matmul(data.reshape(n * c, h * w), weights).reshape(n, c, 1, 1)
         views = offsetViews(padImage(data, self.pad), self.size, self.stride, outsize)
-        out = views[0].copy()
+        out = xp.empty((n, c) + outsize, dtype=data.dtype)
+        self.splitBatch(self.sumViews, views, out)
+        return out
+
+    def sumViews(self, views, out):
+        """out = the mean of views (the window offsets) over a part of the batch."""
+        xp.copyto(out, views[0])
         for view in views[1:]:
             out += view
         out *= self.scale
-        return out
 
     def updateGrad(self, grad):
         n, c, h, w = self.inData.shape
@@ -75,13 +90,21 @@ class AvgPool2D(Pool2D):
             out = xp.empty(self.inData.shape, dtype=grad.dtype)
             self.backwardKernel(xp.ascontiguousarray(grad), h, w, *outsize, *self.size, *self.stride, ph, pw, out)
             return out
-        image = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
+        if self.coversImage((h, w)):
+            out = xp.empty(self.inData.shape, dtype=grad.dtype)
+            xp.copyto(out, grad * self.scale)
+            return out
+        image = (xp.empty if self.tiles((h, w)) else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
         views = offsetViews(image, self.size, self.stride, outsize)
+        self.splitBatch(self.spreadGrad, views, grad, self.scratch("part", grad.shape, grad.dtype))
+        return cropImage(image, self.pad)
+
+    def spreadGrad(self, views, grad, part):
+        """Give every pixel of each window grad / (fh*fw), over a part of the batch."""
+        xp.multiply(grad, self.scale, out=part)
         if self.overlap:
-            part = grad * self.scale
             for view in views:
                 view += part
         else:  # each pixel is in one window at most: write instead of add
             for view in views:
-                xp.multiply(grad, self.scale, out=view)
-        return cropImage(image, self.pad)
+                xp.copyto(view, part)

@@ -2,7 +2,7 @@
 import numpy
 
 from ..engine.backend import isCuda, xp
-from ..engine.im2col import coverPreamble, cropImage, offsetViews, outSize, padImage
+from ..engine.im2col import buffer, coverPreamble, cropImage, offsetViews, outSize, padImage
 from ..engine.kernels import ElementwiseKernel
 from .pool2d import Pool2D
 
@@ -12,8 +12,9 @@ class MaxPool2D(Pool2D):
 
     size, stride and pad take an int or an (h, w) pair; stride defaults to size (windows side by side)
     and pad (at most half the window) adds -inf borders, so padding never wins the max. The forward
-    pass keeps, for each output, the row-major position of its maximum in the window (the first one
-    on ties, as PyTorch does); backward routes each output gradient to that pixel.
+    pass in train mode keeps, for each output, the row-major position of its maximum in the window (the
+    first one on ties, as PyTorch does); backward routes each output gradient to that pixel. Eval mode
+    keeps no positions (a backward then finds them again from the input).
     """
 
     forwardKernel = ElementwiseKernel(
@@ -69,42 +70,87 @@ class MaxPool2D(Pool2D):
 
     def updateData(self, data):
         n, c, h, w = data.shape
-        outsize = outSize((h, w), self.size, self.stride, self.pad)
-        if isCuda:
-            out = xp.empty((n, c) + outsize, dtype=data.dtype)
-            self.idx = xp.empty(out.shape, dtype=self.indexDtype)
-            self.forwardKernel(xp.ascontiguousarray(data), h, w, *outsize, *self.size, *self.stride, *self.pad,
-                               out, self.idx)
-            return out
-        # one pass per window offset: the running max and, where an offset beats it, its index k;
-        # k grows with the offset, so max(idx, k * beats) is the index of the first maximum
-        views = offsetViews(padImage(data, self.pad, -numpy.inf), self.size, self.stride, outsize)
-        out = views[0].copy()
-        self.idx = xp.zeros(out.shape, dtype=self.indexDtype)
-        beats, candidate = xp.empty(out.shape, dtype=bool), xp.empty(out.shape, dtype=self.indexDtype)
-        for k, view in enumerate(views[1:], start=1):
-            xp.greater(view, out, out=beats)
-            xp.maximum(out, view, out=out)
-            xp.multiply(beats, self.indexDtype.type(k), out=candidate)
-            xp.maximum(self.idx, candidate, out=self.idx)
+        out = xp.empty((n, c) + outSize((h, w), self.size, self.stride, self.pad), dtype=data.dtype)
+        if not self.train:  # inference keeps no indices nor buffers; a backward in eval mode finds them again
+            self.buffers = {}
+        self.idx = self.findMax(data, out, self.train)
         return out
+
+    def findMax(self, data, out, withIndex):
+        """Write the maximum of each window of data into out; with withIndex, return the row-major
+        position of the first maximum in each window, else None."""
+        n, c, h, w = data.shape
+        if isCuda:
+            idx = xp.empty(out.shape, dtype=self.indexDtype)
+            self.forwardKernel(xp.ascontiguousarray(data), h, w, *out.shape[2:], *self.size, *self.stride, *self.pad,
+                               out, idx)
+            return idx if withIndex else None
+        views = offsetViews(padImage(data, self.pad, -numpy.inf), self.size, self.stride, out.shape[2:])
+        if not withIndex:
+            self.splitBatch(self.foldMax, views, out)
+            return None
+        idx = buffer(self.idx, out.shape, self.indexDtype)
+        self.splitBatch(self.foldMaxIndex, views, out, idx, self.scratch("view", out.shape, out.dtype),
+                        self.scratch("beats", out.shape, bool), self.scratch("candidate", out.shape, self.indexDtype))
+        return idx
 
     def updateGrad(self, grad):
         n, c, h, w = self.inData.shape
         (ph, pw), outsize = self.pad, grad.shape[2:]
+        idx = self.idx if self.idx is not None else self.findMax(self.inData, xp.empty(grad.shape, grad.dtype), True)
         if isCuda:
             out = xp.empty(self.inData.shape, dtype=grad.dtype)
-            self.backwardKernel(xp.ascontiguousarray(grad), self.idx, h, w, *outsize, *self.size, *self.stride,
+            self.backwardKernel(xp.ascontiguousarray(grad), idx, h, w, *outsize, *self.size, *self.stride,
                                 ph, pw, out)
             return out
-        image = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
-        routed = xp.empty(grad.shape, dtype=bool)
-        part = xp.empty(grad.shape, dtype=grad.dtype) if self.overlap else None
-        for k, view in enumerate(offsetViews(image, self.size, self.stride, outsize)):
-            xp.equal(self.idx, k, out=routed)
-            if self.overlap:
-                xp.multiply(grad, routed, out=part)
-                view += part
-            else:  # each pixel is in one window at most: write instead of add
-                xp.multiply(grad, routed, out=view)
+        image = (xp.empty if self.tiles((h, w)) else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
+        views = offsetViews(image, self.size, self.stride, outsize)
+        routed = self.scratch("beats", grad.shape, bool)
+        if self.overlap:
+            self.splitBatch(self.addRouted, views, grad, idx, routed, self.scratch("view", grad.shape, grad.dtype))
+        else:
+            self.splitBatch(self.writeRouted, views, grad, idx, routed)
         return cropImage(image, self.pad)
+
+    # The CPU passes, each over a part of the batch: one elementwise pass per window offset (offsetViews).
+    # A pass over a strided view costs several times one over a contiguous array, and copying the view
+    # about one such pass, so the train forward copies each view once for its two passes.
+
+    @staticmethod
+    def foldMax(views, out):
+        """out = the elementwise maximum of views."""
+        if len(views) == 1:
+            xp.copyto(out, views[0])
+            return
+        xp.maximum(views[0], views[1], out=out)
+        for view in views[2:]:
+            xp.maximum(out, view, out=out)
+
+    @staticmethod
+    def foldMaxIndex(views, out, idx, copy, beats, candidate):
+        """out = the elementwise maximum of views and idx = the position in views of its first occurrence:
+        an offset k that beats the running max (strictly, so ties keep the first) sets idx to k, and as k
+        grows with the offset, max(idx, k * beats) does it."""
+        xp.copyto(out, views[0])
+        idx.fill(0)
+        for k, view in enumerate(views[1:], start=1):
+            xp.copyto(copy, view)
+            xp.greater(copy, out, out=beats)
+            xp.maximum(out, copy, out=out)
+            xp.multiply(beats, idx.dtype.type(k), out=candidate)
+            xp.maximum(idx, candidate, out=idx)
+
+    @staticmethod
+    def writeRouted(views, grad, idx, routed):
+        """Each view (windows that do not overlap) = grad where idx names its offset, else 0."""
+        for k, view in enumerate(views):
+            xp.equal(idx, k, out=routed)
+            xp.multiply(grad, routed, out=view)
+
+    @staticmethod
+    def addRouted(views, grad, idx, routed, part):
+        """Add to each view (overlapping windows) grad where idx names its offset."""
+        for k, view in enumerate(views):
+            xp.equal(idx, k, out=routed)
+            xp.multiply(grad, routed, out=part)
+            view += part

@@ -73,3 +73,95 @@ def test_avgpool2d_rejects_image_smaller_than_window():
 def test_avgpool2d_rejects_padding_over_half_the_window():
     with pytest.raises(ValueError, match=r"pad \(1, 1\) must be at most half the window size \(1, 1\)"):
         AvgPool2D(1, pad=1)
+
+
+@pytest.fixture
+def threeParts(monkeypatch):
+    """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
+    from macrobatch.engine import parallel
+    from macrobatch.modules import pool2d
+    monkeypatch.setattr(pool2d, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
+
+
+globalConfigs = {"8x8": ((8, 8), dict(size=8)), "7x6-stride": ((7, 6), dict(size=(7, 6), stride=2)),
+                 "1x1": ((1, 1), dict(size=1))}
+
+
+@pytest.mark.parametrize("image,cfg", globalConfigs.values(), ids=globalConfigs.keys())
+def test_avgpool2d_global_fast_path_equals_the_general_path(image, cfg, monkeypatch):
+    fast, general = AvgPool2D(**cfg), AvgPool2D(**cfg)
+    assert fast.coversImage(image)
+    monkeypatch.setattr(general, "coversImage", lambda insize: False)
+    x = toDevice(randn((4, 5) + image, 1, np.float32))
+    y = toHost(fast(x))
+    assert y.shape == (4, 5, 1, 1)
+    np.testing.assert_allclose(y, toHost(general(x)), rtol=1e-6, atol=1e-7)
+    g = toDevice(randn(y.shape, 2, np.float32))
+    np.testing.assert_array_equal(toHost(fast.backward(g)), toHost(general.backward(g)))
+
+
+@pytest.mark.parametrize("image,cfg", globalConfigs.values(), ids=globalConfigs.keys())
+def test_avgpool2d_global_gradient_matches_finite_differences(image, cfg):
+    checkModuleGrads(AvgPool2D(**cfg), randn((2, 3) + image, 0, np.float64))
+
+
+@pytest.mark.parametrize("image,cfg", globalConfigs.values(), ids=globalConfigs.keys())
+def test_avgpool2d_global_matches_torch_forward_and_backward(image, cfg):
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D(**cfg)
+    x = randn((4, 3) + image, 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, 1)
+    g = randn(ty.shape, 2, np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_avgpool2d_padded_window_over_the_whole_image_takes_the_general_path():
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D(4, pad=1)
+    assert not mod.coversImage((4, 4))
+    x = randn((2, 3, 4, 4), 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    np.testing.assert_allclose(y, torch.nn.functional.avg_pool2d(torch.from_numpy(x), 4, 4, 1).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert y.shape == (2, 3, 1, 1)
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_avgpool2d_batch_split_over_threads_matches_torch(cfg, threeParts):
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D(**cfg)
+    x = randn((5, 3, 9, 8), 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.avg_pool2d(tx, mod.size, mod.stride, mod.pad)
+    g = randn(ty.shape, 2, np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_avgpool2d_eval_mode_keeps_no_backward_buffers():
+    mod = AvgPool2D(2)
+    x = toDevice(randn((2, 3, 8, 8), 1, np.float32))
+    mod.backward(toDevice(np.ones(mod(x).shape, np.float32)))
+    mod.evalMode()(x)
+    assert mod.buffers == {}
+
+
+def test_avgpool2d_windows_tiling_the_padded_image_match_torch_and_finite_differences():
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D((2, 3), pad=1)
+    assert mod.tiles((6, 7)) and not mod.tiles((7, 7))
+    checkModuleGrads(AvgPool2D((2, 3), pad=1), randn((2, 3, 6, 7), 0, np.float64))
+    x = randn((4, 3, 6, 7), 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.avg_pool2d(tx, mod.size, mod.stride, mod.pad)
+    g = randn(ty.shape, 2, np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -77,3 +77,19 @@ def test_batchnorm2d_rejects_wrong_map_count_naming_expected_and_got():
 def test_batchnorm2d_rejects_flat_input_naming_expected_and_got():
     with pytest.raises(ShapeError, match=r"expected input of shape \(batch, 4, height, width\), got \(2, 4\)"):
         BatchNorm2D(4)(np.zeros((2, 4), np.float32))
+
+
+def test_batchnorm2d_reused_scratch_leaves_earlier_outputs_and_gradients_intact_and_follows_shape_changes():
+    rng = np.random.default_rng(4)
+    data = [rng.normal(2.0, 3.0, shape).astype(np.float32) for shape in ((4, 3, 5, 5), (4, 3, 5, 5), (6, 3, 2, 7))]
+    grads = [rng.standard_normal(x.shape).astype(np.float32) for x in data]
+    mod = BatchNorm2D(3)
+    results = [(mod(x), mod.backward(g)) for x, g in zip(data, grads)]
+    evalOut = mod.evalMode()(data[0])
+    evalCopy = evalOut.copy()
+    mod(data[1])
+    np.testing.assert_array_equal(evalOut, evalCopy)
+    for x, g, (y, dx) in zip(data, grads, results):
+        fresh = BatchNorm2D(3)
+        np.testing.assert_array_equal(y, fresh(x))
+        np.testing.assert_array_equal(dx, fresh.backward(g))

@@ -92,3 +92,82 @@ def test_maxpool2d_rejects_integer_input():
 def test_maxpool2d_rejects_padding_over_half_the_window():
     with pytest.raises(ValueError, match=r"pad \(2, 2\) must be at most half the window size \(3, 3\)"):
         MaxPool2D(3, pad=2)
+
+
+@pytest.fixture
+def threeParts(monkeypatch):
+    """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
+    from macrobatch.engine import parallel
+    from macrobatch.modules import pool2d
+    monkeypatch.setattr(pool2d, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_eval_mode_gives_the_train_mode_output_and_keeps_no_indices(cfg):
+    x = toDevice(distinct((4, 3, 9, 8), 1, np.float32))
+    train, infer = MaxPool2D(**cfg), MaxPool2D(**cfg)
+    y = toHost(train(x))
+    infer(x)  # a train-mode call first: its indices and buffers must not outlive the switch to eval
+    infer.evalMode()
+    np.testing.assert_array_equal(toHost(infer(x)), y)
+    assert infer.idx is None and infer.buffers == {}
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_eval_mode_backward_equals_train_mode_backward(cfg):
+    x = toDevice(distinct((4, 3, 9, 8), 1, np.float32))
+    train, infer = MaxPool2D(**cfg), MaxPool2D(**cfg).evalMode()
+    g = toDevice(np.random.default_rng(2).standard_normal(train(x).shape).astype(np.float32))
+    infer(x)
+    np.testing.assert_array_equal(toHost(infer.backward(g)), toHost(train.backward(g)))
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_eval_mode_gradient_matches_finite_differences(cfg):
+    checkModuleGrads(MaxPool2D(**cfg).evalMode(), distinct((2, 3, 7, 6), 0, np.float64))
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_batch_split_over_threads_matches_torch_with_ties(cfg, train, threeParts):
+    torch = pytest.importorskip("torch")
+    x = distinct((5, 3, 9, 8), 1, np.float32)
+    x[1, :, :4] = 0.5  # ties inside the split parts too
+    mod = MaxPool2D(**cfg)
+    mod.train = train
+    y = toHost(mod(toDevice(x)))
+    g = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+    gx = toHost(mod.backward(toDevice(g)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.max_pool2d(tx, mod.size, mod.stride, mod.pad)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_maxpool2d_reused_buffers_leak_nothing_between_calls():
+    mod = MaxPool2D(2)
+    first = distinct((1, 1, 4, 4), 0, np.float32)
+    y1 = mod(toDevice(first))
+    kept = toHost(y1).copy()
+    mod(toDevice(np.ones((1, 1, 4, 4), np.float32)))  # all ties: every index must be reset to the first
+    gx = toHost(mod.backward(toDevice(np.arange(1, 5, dtype=np.float32).reshape(1, 1, 2, 2))))
+    expected = np.zeros((4, 4), np.float32)
+    expected[::2, ::2] = [[1, 2], [3, 4]]
+    np.testing.assert_array_equal(gx[0, 0], expected)
+    np.testing.assert_array_equal(toHost(y1), kept)  # an output handed out is never written again
+
+
+def test_maxpool2d_windows_tiling_the_padded_image_match_torch_and_finite_differences():
+    torch = pytest.importorskip("torch")
+    mod = MaxPool2D((2, 3), pad=1)
+    assert mod.tiles((6, 7)) and not mod.tiles((7, 7))
+    checkModuleGrads(MaxPool2D((2, 3), pad=1), distinct((2, 3, 6, 7), 0, np.float64))
+    x = distinct((4, 3, 6, 7), 1, np.float32)
+    y = toHost(mod(toDevice(x)))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.max_pool2d(tx, mod.size, mod.stride, mod.pad)
+    g = np.random.default_rng(2).standard_normal(ty.shape).astype(np.float32)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
