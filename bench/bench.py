@@ -23,6 +23,7 @@ Options:
   --no-stream          skip the streaming comparison
   --out DIR            where latest.json and latest.md go (default: bench/results)
   --seed N             seed of the weights and data (default 0)
+  --readme             also put the results table into README.md, between its bench-table markers
 
 The stream file is written once under <tempdir>/macrobatch-bench/ and reused. MACROBATCH_BACKEND=cpu
 forces the NumPy backend on a machine with a GPU (then the comparison is against PyTorch CPU).
@@ -66,6 +67,7 @@ def parseArgs(argv):
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming comparison")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--readme", action="store_true", help="also put the table into README.md")
     args = parser.parse_args(argv)
     defaults = {"repeats": (7, 3), "block_seconds": (1.0, 0.25), "stream_samples": (200000, 20000),
                 "stream_repeats": (1, 1)}
@@ -232,6 +234,15 @@ def writeAtomic(path, text):
     os.replace(tmp, path)
 
 
+def spliceReadme(text, path=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")):
+    """Put the results between the README's bench-table markers."""
+    start, end = "<!-- bench-table -->\n", "<!-- /bench-table -->"
+    with open(path) as f:
+        readme = f.read()
+    head, tail = readme.index(start) + len(start), readme.index(end)
+    writeAtomic(path, readme[:head] + text.rstrip("\n") + "\n" + readme[tail:])
+
+
 def main(argv=None):
     args = parseArgs(argv)
     began = time.perf_counter()
@@ -277,6 +288,9 @@ def main(argv=None):
     writeAtomic(os.path.join(args.out, "latest.json"), json.dumps(results, indent=1) + "\n")
     writeAtomic(os.path.join(args.out, "latest.md"), text)
     log(f"written to {args.out}/latest.json and latest.md in {results['seconds']:.0f} s")
+    if args.readme:
+        spliceReadme(text)
+        log("and into README.md")
 
 
 if __name__ == "__main__":
