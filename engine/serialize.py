@@ -1,9 +1,11 @@
 """HDF5 files written atomically: a crash mid-save never destroys the last good file."""
 import contextlib
+import json
 import os
 import tempfile
 
 import h5py
+import numpy
 
 from .errors import DatasetError
 
@@ -44,3 +46,23 @@ def getDataset(f, name):
     if name not in f or not isinstance(f[name], h5py.Dataset):
         raise DatasetError(f"{f.filename}: no dataset {name!r}; it holds {sorted(f.keys())}")
     return f[name]
+
+
+def writeState(group, state):
+    """Store a nested state dict (the getState protocol) under an h5py group: arrays as datasets, dicts
+    as subgroups, everything else (numbers, strings, lists, None) as JSON in an attribute."""
+    for key, value in state.items():
+        if isinstance(value, dict):
+            writeState(group.create_group(key), value)
+        elif isinstance(value, numpy.ndarray):
+            group.create_dataset(key, data=value)
+        else:
+            group.attrs[key] = json.dumps(value)
+
+
+def readState(group):
+    """The nested state dict that writeState stored under group."""
+    state = {key: json.loads(value) for key, value in group.attrs.items()}
+    for key, item in group.items():
+        state[key] = readState(item) if isinstance(item, h5py.Group) else item[()]
+    return state

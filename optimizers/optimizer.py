@@ -5,8 +5,8 @@ Sign convention: a cost returns d loss / d pred, the loss's own gradient, so aft
 """
 import math
 
-from ..engine.backend import isCuda, xp
-from ..engine.errors import DtypeError, ShapeError
+from ..engine.backend import isCuda, toDevice, toHost, xp
+from ..engine.errors import DtypeError, ModelFileError, ShapeError
 from ..engine.flatbuffer import FlatBuffer
 from ..engine.parallel import runParallel, splitRanges
 
@@ -32,6 +32,9 @@ class Optimizer:
 
     Both update methods work on one buffer at a time: a flat buffer with global state, one
     Variable's arrays without it.
+
+    Gradient hooks (``addHook``: clipping, for instance) run in ``update`` before the step and
+    change the gradients in place, in the order they were added.
     """
 
     def __init__(self, learnRate):
@@ -40,6 +43,7 @@ class Optimizer:
         self.slots = []
         self.bindings = []
         self.steps = 0
+        self.gradientHooks = []
 
     @property
     def learnRate(self):
@@ -106,6 +110,17 @@ class Optimizer:
                 raise RuntimeError(f"{type(self).__name__}.update: the {what} of parameter {name!r} after setupOn; "
                                    "write into Variable arrays in place, or call setupOn again")
 
+    def addHook(self, hook):
+        """Call hook(gradArrays()) in every update, after the hooks added before it and before the
+        step; the hook changes the gradients in place. Returns self, so hooks can be chained."""
+        self.gradientHooks.append(hook)
+        return self
+
+    def gradArrays(self):
+        """The gradient arrays the update reads: one flat buffer per dtype with global state, every
+        Variable's grad without it (gaps between views are zero, so norms over them are exact)."""
+        return [grad for _, grad, _, _ in self.slots]
+
     def zeroGradParams(self):
         """Clear the gradients of every parameter, lazily (Variable.zeroGrad): backward then writes
         each gradient instead of adding it to zeros."""
@@ -117,6 +132,10 @@ class Optimizer:
         if not self.slots:
             raise RuntimeError(f"{type(self).__name__}.update called before setupOn(module)")
         self.checkBindings()
+        if self.gradientHooks:
+            grads = self.gradArrays()
+            for hook in self.gradientHooks:
+                hook(grads)
         self.steps += 1
         scalars = self.stepScalars()
         if isCuda:
@@ -125,6 +144,28 @@ class Optimizer:
         else:
             for parts in self.cpuParts:
                 runParallel(self.updateCpu, [part + (scalars,) for part in parts])
+
+    def getState(self):
+        """Host copies of what the next updates depend on: the step count, the learning rate and
+        every state array (moments, velocities), by slot."""
+        return {"steps": self.steps, "learnRate": self.learnRate,
+                "slots": {str(i): {str(j): toHost(ary).copy() for j, ary in enumerate(state)}
+                          for i, (_, _, state, _) in enumerate(self.slots)}}
+
+    def setState(self, state):
+        """Restore getState() of an optimizer of this kind set up on the same architecture; every
+        array is checked before any is written."""
+        slots = state["slots"]
+        pairs = [(ary, slots.get(str(i), {}).get(str(j))) for i, (_, _, arrays, _) in enumerate(self.slots)
+                 for j, ary in enumerate(arrays)]
+        counts = [len(slots.get(str(i), {})) == len(arrays) for i, (_, _, arrays, _) in enumerate(self.slots)]
+        if len(slots) != len(self.slots) or not all(counts) or \
+                any(saved is None or saved.shape != ary.shape for ary, saved in pairs):
+            raise ModelFileError(f"{type(self).__name__}.setState: the saved state does not fit this optimizer "
+                                 "(another optimizer or another architecture)")
+        for ary, saved in pairs:
+            ary[...] = toDevice(saved, ary.dtype)
+        self.steps, self.learnRate = int(state["steps"]), state["learnRate"]
 
     def initState(self, param):
         return ()

@@ -34,3 +34,14 @@ def test_missing_dataset_error_lists_what_the_file_holds(tmp_path):
     with serialize.openH5(tmp_path / "d.h5") as f:
         with pytest.raises(DatasetError, match=r"no dataset 'data'; it holds \['images'\]"):
             serialize.getDataset(f, "data")
+
+
+def test_nested_state_round_trips_arrays_numbers_strings_and_none(tmp_path):
+    state = {"epoch": 3, "rate": 0.5, "name": "adam", "none": None, "history": {"loss": [1.0, 0.5]},
+             "weights": {"W": np.arange(6, dtype=np.float32).reshape(2, 3), "steps": 7}}
+    with serialize.atomicH5(tmp_path / "s.h5") as f:
+        serialize.writeState(f.create_group("state"), state)
+    with h5py.File(tmp_path / "s.h5") as f:
+        back = serialize.readState(f["state"])
+    np.testing.assert_array_equal(back["weights"].pop("W"), state["weights"].pop("W"))
+    assert back == state

@@ -1,0 +1,159 @@
+"""Fit: epochs of training and validation with callbacks, schedules and exact resume (seeds 000, 002).
+
+Built on the handlers: each epoch is one Trainer pass (``trainFromHost`` for host arrays and h5py
+Datasets, ``train`` for device arrays) and, with validation data, one Validator pass.
+"""
+import json
+import time
+
+import numpy
+
+from ..engine import serialize, setSeed
+from ..engine.backend import isCuda, isDeviceArray
+from ..engine.errors import ModelFileError
+from .calculator import Calculator
+from .trainer import Trainer
+from .validator import Validator
+
+
+checkpointFormat = "macrobatch-checkpoint-1"
+
+
+def resident(ary):
+    """Whether ary is a CuPy array already on the GPU: then Fit trains on it in place. Anything else
+    (NumPy arrays, h5py Datasets) is host data, streamed in macrobatches, on either backend alike."""
+    return isCuda and isDeviceArray(ary)
+
+
+def epochSeed(seed, epoch):
+    """The seed of every random source for one epoch: a resumed run draws what a straight one drew."""
+    return int(numpy.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+class Fit:
+    """Trains mod on cost with optimizer (set up on mod) for a number of epochs.
+
+    Data may be NumPy arrays or h5py Datasets (streamed with trainFromHost in macrobatches of
+    macroBatchSize) or CuPy arrays on the GPU (trained in place with train).
+    batchsize, macroBatchSize, random: as for Trainer.trainFromHost. callbacks: Callback objects.
+    schedule: a learning-rate schedule (optimizers.schedules), stepped after every update and epoch.
+    valCost: the cost the Validator reports (default: a new instance of cost's class). seed: the base
+    seed; every epoch reseeds all random sources from (seed, epoch), so training is reproducible and a
+    resumed run continues exactly (default: drawn once from the engine's generator).
+
+    ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
+    metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds).
+    """
+
+    def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
+                 valCost=None, random=True, seed=None):
+        self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
+        self.macroBatchSize, self.random = macroBatchSize, random
+        self.callbacks = list(callbacks)
+        self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize)
+        self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize)
+        self.seed = int(numpy.random.default_rng().integers(2 ** 31)) if seed is None else int(seed)
+        self.epoch = 0
+        self.history = {}
+        self.stopTraining = False
+
+    def run(self, data, target, epochs, valData=None, valTarget=None):
+        """Train until epochs epochs are complete (counting those of a resumed checkpoint) or a callback
+        stops training; returns the history."""
+        self.stopTraining = False
+        for callback in self.callbacks:
+            callback.onTrainBegin(self)
+        while self.epoch < epochs and not self.stopTraining:
+            setSeed(epochSeed(self.seed, self.epoch))
+            for callback in self.callbacks:
+                callback.onEpochBegin(self)
+            start = time.perf_counter()
+            if resident(data):
+                self.trainer.train(data, target, random=self.random)
+            else:
+                self.trainer.trainFromHost(data, target, self.macroBatchSize, self.macroBatchFinished, self.random)
+            logs = self.epochLogs(valData, valTarget)
+            logs["time"] = time.perf_counter() - start
+            self.epoch += 1
+            for key, value in logs.items():
+                self.history.setdefault(key, []).append(value)
+            if self.schedule is not None:
+                self.schedule.stepEpoch(logs)
+            for callback in self.callbacks:
+                callback.onEpochEnd(self, logs)
+        for callback in self.callbacks:
+            callback.onTrainEnd(self)
+        return self.history
+
+    def epochLogs(self, valData, valTarget):
+        metrics = self.trainer.cost.getMetrics()
+        logs = {"epoch": self.epoch + 1, "loss": metrics.pop("error")}
+        logs.update(metrics)
+        if valData is not None:
+            if resident(valData):
+                self.validator.validate(valData, valTarget)
+            else:
+                self.validator.validateFromHost(valData, valTarget, self.macroBatchSize)
+            valMetrics = dict(self.validator.metrics)
+            logs["val_loss"] = valMetrics.pop("error")
+            logs.update({f"val_{key}": value for key, value in valMetrics.items()})
+        logs["learnRate"] = self.optimizer.learnRate
+        return logs
+
+    def batchFinished(self, trainer):
+        if self.schedule is not None:
+            self.schedule.stepBatch()
+        for callback in self.callbacks:
+            callback.onBatchEnd(self)
+
+    def macroBatchFinished(self, trainer):
+        for callback in self.callbacks:
+            callback.onMacroBatchEnd(self)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def getState(self):
+        """Everything a resumed run needs: weights and statistics, optimizer and schedule state,
+        callbacks' state, the epoch count, the base seed and the history."""
+        model = {"params": {}, "attrs": {}}
+        for key, ary in self.mod.getState().items():
+            kind, name = key.split("/", 1)
+            model[kind][name] = ary
+        return {"epoch": self.epoch, "seed": self.seed, "history": self.history, "model": model,
+                "optimizer": self.optimizer.getState(),
+                "schedule": None if self.schedule is None else self.schedule.getState(),
+                "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)}}
+
+    def saveCheckpoint(self, path):
+        """Write getState() to an HDF5 file, atomically: a crash mid-save leaves the previous file."""
+        with serialize.atomicH5(path) as f:
+            f.attrs["format"] = checkpointFormat
+            f.attrs["blueprint"] = json.dumps(self.mod.getBlueprint())
+            serialize.writeState(f.create_group("fit"), self.getState())
+
+    def resume(self, path):
+        """Continue from a checkpoint written by saveCheckpoint; run() then trains the remaining epochs."""
+        with serialize.openH5(path) as f:
+            if f.attrs.get("format") != checkpointFormat:
+                raise ModelFileError(f"{path}: not a macrobatch checkpoint")
+            state = serialize.readState(f["fit"])
+        self.setState(state, source=str(path))
+        return self
+
+    def setState(self, state, source="checkpoint"):
+        """Restore a state from getState (the model checked whole before anything changes)."""
+        self.mod.setState({f"{kind}/{name}": ary for kind in ("params", "attrs")
+                           for name, ary in state["model"].get(kind, {}).items()}, source)
+        self.optimizer.setState(state["optimizer"])
+        if self.schedule is not None and state.get("schedule") is not None:
+            self.schedule.setState(state["schedule"])
+        for i, callback in enumerate(self.callbacks):
+            callback.setState(state.get("callbacks", {}).get(str(i), {}))
+        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self.history = {key: list(values) for key, values in state["history"].items()}
+
+
+def predict(mod, data, batchsize=128, macroBatchSize=10000):
+    """The model's outputs for data (host arrays, h5py Datasets or device arrays), as a NumPy array."""
+    calculator = Calculator(mod, batchsize=batchsize)
+    return calculator.calc(data) if resident(data) else calculator.calcFromHost(data, macroBatchSize)
