@@ -1,19 +1,20 @@
 """The ``macrobatch`` command: train a model on an HDF5 dataset, or predict with a saved one."""
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy
-from tqdm import tqdm
-
 from . import models
 from .costs.crossentropy import CrossEntropy
 from .datasets.digits import digitsH5
+from .datasets.inspect import classHistogram, formatReport, inspectH5
 from .engine import backend, serialize, setSeed
 from .engine.errors import MacrobatchError
-from .handlers import Calculator, Trainer, Validator
-from .modules.module import loadModel
+from .handlers import Calculator, Validator
+from .handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
+from .handlers.fit import Fit
+from .modules.module import loadModel, savedInputShape
+from .modules.summary import estimate, formatSummary, inputShapeFor, parseShape, summary
 from .optimizers.adagrad import AdaGrad
 from .optimizers.adam import Adam
 from .optimizers.adamw import AdamW
@@ -40,22 +41,21 @@ def buildModel(name, inshape, classes):
     return models.mlp(int(numpy.prod(inshape)), classes)
 
 
-class Progress:
-    """A tqdm bar over one pass: advances per batch, shows the running loss once per macrobatch
-    (asking the cost for a number synchronises the device, so not every batch)."""
-
-    def __init__(self, total, description, enabled):
-        self.bar = tqdm(total=total, desc=description, unit="sample", unit_scale=True, leave=False,
-                        disable=not enabled, dynamic_ncols=True)
-
-    def onBatchFinish(self, handler):
-        self.bar.update(handler.state["size"])
-
-    def onMacroBatchFinish(self, handler):
-        self.bar.set_postfix(loss=f"{handler.cost.getError():.4f}")
-
-    def close(self):
-        self.bar.close()
+def trainCallbacks(args, validated):
+    """The callbacks the train command's options ask for."""
+    callbacks = [ProgressBar(bar=not args.no_progress)]
+    if args.checkpoints:
+        callbacks.append(ModelCheckpoint(args.checkpoints, keepLast=3, monitor="val_loss" if validated else None))
+    if args.csv:
+        callbacks.append(CSVLogger(args.csv))
+    if args.patience:
+        callbacks.append(EarlyStopping("val_loss" if validated else "loss", patience=args.patience))
+    if args.curve != "none":
+        try:
+            callbacks.append(CurvePlot(args.curve or Path(args.out).with_name("curve.png")))
+        except ImportError as e:
+            print(f"no training curve: {e}")
+    return callbacks
 
 
 def train(args):
@@ -69,29 +69,39 @@ def train(args):
         model = buildModel(args.model, data.shape[1:], classes)
         optimizer = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
         optimizer.setupOn(model)
-        cost = CrossEntropy()
-        trainer = Trainer(model, cost, optimizer, batchsize=args.batchsize)
-        validator = Validator(model, CrossEntropy(), batchsize=max(args.batchsize, 256))
         print(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {classes} classes), "
               f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}")
-        for epoch in range(1, args.epochs + 1):
-            start = time.perf_counter()
-            progress = Progress(data.shape[0], f"epoch {epoch}/{args.epochs}", not args.no_progress)
-            trainer.onBatchFinish = progress.onBatchFinish
-            trainer.trainFromHost(data, labels, macroBatchSize=args.macrobatch,
-                                  onMacroBatchFinish=progress.onMacroBatchFinish)
-            progress.close()
-            line = f"epoch {epoch:3d}/{args.epochs}  train loss {cost.getError():.4f} acc {cost.getMetrics()['accuracy']:.4f}"
-            if val:
-                validator.validateFromHost(*val, macroBatchSize=args.macrobatch)
-                line += f" | val loss {validator.metrics['error']:.4f} acc {validator.metrics['accuracy']:.4f}"
-            print(f"{line} | {time.perf_counter() - start:.2f}s", flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        model.save(args.out)
+        fit = Fit(model, CrossEntropy(), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
+                  callbacks=trainCallbacks(args, bool(val)), seed=args.seed)
+        if args.resume:
+            latest = latestCheckpoint(args.checkpoints or "")
+            if latest is None:
+                raise MacrobatchError(f"--resume: no checkpoint in {args.checkpoints!r} (pass --checkpoints DIR)")
+            fit.resume(latest)
+            print(f"resumed from {latest} after epoch {fit.epoch}")
+        fit.run(data, labels, args.epochs, *val)
+        model.save(args.out, inputShape=data.shape[1:])
         print(f"saved {args.out}")
         final, split = (test, "test") if test else (val, "validation") if val else ([data, labels], "training")
+        validator = Validator(model, CrossEntropy(), batchsize=max(args.batchsize, 256))
         validator.validateFromHost(*final, macroBatchSize=args.macrobatch)
         print(f"{split} accuracy {validator.metrics['accuracy']:.4f} (loss {validator.metrics['error']:.4f})")
+
+
+def inspectData(args):
+    info = inspectH5(args.data, sampleSize=args.sample, labels=args.labels)
+    print(formatReport(info), end="")
+    if args.histogram:
+        classHistogram(info, args.histogram)
+        print(f"wrote {args.histogram}")
+
+
+def summarize(args):
+    model = loadModel(args.model)
+    shape = inputShapeFor(model, args.shape or savedInputShape(args.model))
+    speed = estimate(model, shape, args.batchsize, runs=args.runs) if args.runs else None
+    print(formatSummary(summary(model, shape, args.batchsize), speed))
 
 
 def predict(args):
@@ -121,7 +131,14 @@ def parser():
     t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
     t.add_argument("--out", default="runs/model.h5", help="where to save the trained model")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--checkpoints", metavar="DIR", help="write a resumable checkpoint every epoch into DIR (last 3 "
+                                                       "kept, best.h5 the best model by validation loss)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoints")
+    t.add_argument("--csv", metavar="FILE", help="log every epoch's figures to a CSV file")
+    t.add_argument("--patience", type=int, default=0, help="stop after this many epochs without improvement")
+    t.add_argument("--curve", help="training-curve PNG (default: curve.png beside --out; needs macrobatch[plot]; "
+                                   "'none': off)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar, only a line per epoch")
     t.set_defaults(run=train)
     r = sub.add_parser("predict", help="write a saved model's outputs for an HDF5 dataset")
     r.add_argument("model", help="model file written by training (Module.save)")
@@ -131,6 +148,20 @@ def parser():
     r.add_argument("--batchsize", type=int, default=256)
     r.add_argument("--macrobatch", type=int, default=10000)
     r.set_defaults(run=predict)
+    m = sub.add_parser("summary", help="layers, parameters, memory at float32/16/int8 and prediction latency")
+    m.add_argument("model", help="model file written by training (Module.save)")
+    m.add_argument("--shape", type=parseShape, help="per-sample input shape, e.g. 1,8,8 (default: recorded in the "
+                                                     "file, or inferred from a first Linear layer)")
+    m.add_argument("--batchsize", type=int, default=1)
+    m.add_argument("--runs", type=int, default=500, help="timed predictions for the latency (0: none)")
+    m.set_defaults(run=summarize)
+    i = sub.add_parser("inspect", help="describe every dataset of an HDF5 file: layout, statistics, NaN/Inf, "
+                                       "classes, duplicate rows")
+    i.add_argument("data", help="HDF5 file")
+    i.add_argument("--sample", type=int, default=10000, help="rows sampled (contiguous blocks) to count duplicates")
+    i.add_argument("--labels", nargs="+", help="integer datasets to count per class (default: names ending in 'labels')")
+    i.add_argument("--histogram", metavar="OUT.png", help="bar chart of the class counts (needs macrobatch[plot])")
+    i.set_defaults(run=inspectData)
     return p
 
 
@@ -138,7 +169,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (MacrobatchError, FileNotFoundError, ValueError, OSError) as e:
+    except (MacrobatchError, FileNotFoundError, ValueError, OSError, ImportError) as e:
         print(f"macrobatch: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,2 +1,3 @@
 """Datasets bundled with the package."""
 from .digits import digitsH5, loadDigits
+from .inspect import classHistogram, formatReport, inspectH5

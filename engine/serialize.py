@@ -50,10 +50,11 @@ def getDataset(f, name):
 
 def writeState(group, state):
     """Store a nested state dict (the getState protocol) under an h5py group: arrays as datasets, dicts
-    as subgroups, everything else (numbers, strings, lists, None) as JSON in an attribute."""
+    as subgroups, everything else (numbers, strings, lists, None) as JSON in an attribute. Groups keep
+    creation order, so readState gives the keys back in their order."""
     for key, value in state.items():
         if isinstance(value, dict):
-            writeState(group.create_group(key), value)
+            writeState(group.create_group(key, track_order=True), value)
         elif isinstance(value, numpy.ndarray):
             group.create_dataset(key, data=value)
         else:

@@ -53,14 +53,14 @@ class Fit:
         self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize)
         self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize)
         self.seed = int(numpy.random.default_rng().integers(2 ** 31)) if seed is None else int(seed)
-        self.epoch = 0
+        self.epoch, self.epochs = 0, 0
         self.history = {}
         self.stopTraining = False
 
     def run(self, data, target, epochs, valData=None, valTarget=None):
         """Train until epochs epochs are complete (counting those of a resumed checkpoint) or a callback
         stops training; returns the history."""
-        self.stopTraining = False
+        self.stopTraining, self.epochs = False, epochs
         for callback in self.callbacks:
             callback.onTrainBegin(self)
         while self.epoch < epochs and not self.stopTraining:
@@ -129,7 +129,7 @@ class Fit:
         with serialize.atomicH5(path) as f:
             f.attrs["format"] = checkpointFormat
             f.attrs["blueprint"] = json.dumps(self.mod.getBlueprint())
-            serialize.writeState(f.create_group("fit"), self.getState())
+            serialize.writeState(f.create_group("fit", track_order=True), self.getState())
 
     def resume(self, path):
         """Continue from a checkpoint written by saveCheckpoint; run() then trains the remaining epochs."""

@@ -8,7 +8,7 @@ from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
 from .maxpool2d import MaxPool2D
-from .module import Module, buildFromBlueprint, loadModel
+from .module import Module, buildFromBlueprint, loadModel, savedInputShape
 from .pool2d import Pool2D
 from .reshape import Reshape
 from .sequential import Sequential

@@ -183,11 +183,14 @@ class Module:
         for key, (mod, name) in self.getAttrs().items():
             mod.attrs[name][...] = toDevice(state["attrs/" + key], mod.attrs[name].dtype)
 
-    def save(self, path):
-        """Write architecture and weights to an HDF5 file, atomically (write, fsync, rename)."""
+    def save(self, path, inputShape=None):
+        """Write architecture and weights to an HDF5 file, atomically (write, fsync, rename); inputShape,
+        the shape of one sample, is recorded for tools that run the model (summary)."""
         with serialize.atomicH5(path) as f:
             f.attrs["format"] = "macrobatch-model-1"
             f.attrs["blueprint"] = json.dumps(self.getBlueprint())
+            if inputShape is not None:
+                f.attrs["inputShape"] = json.dumps([int(n) for n in inputShape])
             for key, ary in self.getState().items():
                 f.create_dataset(key, data=ary)
 
@@ -209,6 +212,12 @@ def buildFromBlueprint(blueprint):
     if cls is None:
         raise ModelFileError(f"unknown module class {blueprint.get('class')!r} in blueprint")
     return cls.fromBlueprint(blueprint)
+
+
+def savedInputShape(path):
+    """The per-sample input shape recorded in a model file, or None."""
+    with serialize.openH5(path) as f:
+        return tuple(json.loads(f.attrs["inputShape"])) if "inputShape" in f.attrs else None
 
 
 def loadModel(path):

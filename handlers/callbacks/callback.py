@@ -3,7 +3,8 @@
 
 class Callback:
     """Override any of the hooks; each receives the running Fit, which exposes the model (``mod``), the
-    ``trainer`` and ``validator``, the ``optimizer``, ``history``, ``epoch`` (epochs completed) and
+    ``trainer`` and ``validator``, the ``optimizer``, ``history``, ``epoch`` (epochs completed), ``epochs``
+    (the epoch count run() was asked for) and
     ``stopTraining`` (set it to end training after the current epoch). Callbacks that hold state
     across epochs implement ``getState``/``setState`` so checkpoints resume them too."""
 

@@ -12,9 +12,12 @@ class CSVLogger(Callback):
         self.columns = None
 
     def onTrainBegin(self, fit):
-        self.columns = list(fit.history) or None
+        self.columns = None
         if fit.epoch == 0:
             open(self.path, "w").close()
+        else:
+            with open(self.path, newline="") as f:
+                self.columns = next(csv.reader(f), None)
 
     def onEpochEnd(self, fit, logs):
         newFile = self.columns is None

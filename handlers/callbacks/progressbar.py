@@ -8,10 +8,10 @@ from .callback import Callback
 
 class ProgressBar(Callback):
     """The running loss is read at most every refresh seconds and at each macrobatch end: reading it
-    synchronises the GPU, so not on every batch."""
+    synchronises the GPU, so not on every batch. bar=False prints only the line per epoch."""
 
-    def __init__(self, refresh=0.5, file=None):
-        self.refresh, self.file = refresh, file
+    def __init__(self, refresh=0.5, bar=True, file=None):
+        self.refresh, self.showBar, self.file = refresh, bar, file
         self.bar, self.shown = None, 0.0
 
     def onEpochBegin(self, fit):
@@ -19,8 +19,10 @@ class ProgressBar(Callback):
 
     def onBatchEnd(self, fit):
         state = fit.trainer.state
+        if not self.showBar:
+            return
         if self.bar is None:
-            self.bar = tqdm(total=state["totalSamples"], desc=f"epoch {fit.epoch + 1}", unit="sample",
+            self.bar = tqdm(total=state["totalSamples"], desc=f"epoch {fit.epoch + 1}/{fit.epochs}", unit="sample",
                             unit_scale=True, leave=False, dynamic_ncols=True, file=self.file)
         self.bar.update(state["size"])
         if time.perf_counter() - self.shown > self.refresh:
@@ -38,4 +40,4 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
         figures = "  ".join(f"{key} {value:.4g}" for key, value in logs.items() if key not in ("epoch", "time"))
-        tqdm.write(f"epoch {logs['epoch']:3d}  {figures}  ({logs['time']:.2f}s)", file=self.file)
+        tqdm.write(f"epoch {logs['epoch']:3d}/{fit.epochs}  {figures}  ({logs['time']:.2f}s)", file=self.file)

@@ -40,8 +40,9 @@ def test_nested_state_round_trips_arrays_numbers_strings_and_none(tmp_path):
     state = {"epoch": 3, "rate": 0.5, "name": "adam", "none": None, "history": {"loss": [1.0, 0.5]},
              "weights": {"W": np.arange(6, dtype=np.float32).reshape(2, 3), "steps": 7}}
     with serialize.atomicH5(tmp_path / "s.h5") as f:
-        serialize.writeState(f.create_group("state"), state)
+        serialize.writeState(f.create_group("state", track_order=True), state)
     with h5py.File(tmp_path / "s.h5") as f:
         back = serialize.readState(f["state"])
+    assert list(back) == list(state) and list(back["history"]) == ["loss"]
     np.testing.assert_array_equal(back["weights"].pop("W"), state["weights"].pop("W"))
     assert back == state
