@@ -1,5 +1,6 @@
 """CSVLogger: one row of figures per epoch, appended and flushed as each epoch ends."""
 import csv
+import os
 
 from .callback import Callback
 
@@ -13,6 +14,7 @@ class CSVLogger(Callback):
 
     def onTrainBegin(self, fit):
         self.columns = None
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if fit.epoch == 0:
             open(self.path, "w").close()
         else:

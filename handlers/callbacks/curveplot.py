@@ -15,8 +15,12 @@ class CurvePlot(Callback):
         matplotlib.use("Agg")
         self.path = path
 
+    def onTrainBegin(self, fit):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+
     def onEpochEnd(self, fit, logs):
         from matplotlib import pyplot
+        from matplotlib.ticker import MaxNLocator
         names = [key for key in fit.history if key not in ("epoch", "time", "learnRate") and not key.startswith("val_")]
         figure, axes = pyplot.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
         for ax, name in zip(axes[0], names):
@@ -24,6 +28,7 @@ class CurvePlot(Callback):
                 if key in fit.history:
                     ax.plot(fit.history["epoch"], fit.history[key], marker="o", label=label)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(name)
             ax.grid(alpha=0.3)
             ax.legend()
