@@ -21,6 +21,7 @@ from .optimizers.adamw import AdamW
 from .optimizers.momentumsgd import MomentumSGD
 from .optimizers.nesterovsgd import NesterovSGD
 from .optimizers.rmsprop import RMSProp
+from .optimizers.schedules import CosineDecay, ReduceOnPlateau, StepDecay
 from .optimizers.sgd import SGD
 
 optimizers = {"sgd": SGD, "momentum": MomentumSGD, "nesterov": NesterovSGD, "adam": Adam, "adamw": AdamW,
@@ -39,6 +40,17 @@ def buildModel(name, inshape, classes):
                                   "; use --model mlp")
         return models.smallCNN(inshape, classes)
     return models.mlp(int(numpy.prod(inshape)), classes)
+
+
+def makeSchedule(name, optimizer, epochs, validated):
+    """The learning-rate schedule --schedule names, or None."""
+    if name == "cosine":
+        return CosineDecay(optimizer, totalSteps=epochs, per="epoch")
+    if name == "step":
+        return StepDecay(optimizer, stepSize=max(1, epochs // 3))
+    if name == "plateau":
+        return ReduceOnPlateau(optimizer, monitor="val_loss" if validated else "loss", patience=2)
+    return None
 
 
 def trainCallbacks(args, validated):
@@ -73,7 +85,8 @@ def train(args):
               f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         fit = Fit(model, CrossEntropy(), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
-                  callbacks=trainCallbacks(args, bool(val)), seed=args.seed)
+                  callbacks=trainCallbacks(args, bool(val)), seed=args.seed,
+                  schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
         if args.resume:
             latest = latestCheckpoint(args.checkpoints or "")
             if latest is None:
@@ -129,6 +142,9 @@ def parser():
     t.add_argument("--macrobatch", type=int, default=10000, help="samples per macrobatch moved to the device at once")
     t.add_argument("--optimizer", choices=sorted(optimizers), default="adam")
     t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
+    t.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
+                   help="learning-rate schedule: cosine decay over the epochs, step (x0.1 every third of them) "
+                        "or reduce-on-plateau of the validation loss")
     t.add_argument("--out", default="runs/model.h5", help="where to save the trained model")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoints", metavar="DIR", help="write a resumable checkpoint every epoch into DIR (last 3 "

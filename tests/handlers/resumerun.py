@@ -1,7 +1,8 @@
 """Driver for test_fit's resume test, run in a fresh process: python resumerun.py MODE FOLDER OUT.
 
 MODE straight trains 4 epochs; first trains 2 (checkpointing each epoch); resume continues the
-second checkpoint in FOLDER to 4. OUT receives the final weights, statistics and history."""
+second checkpoint in FOLDER to 4. The model has dropout and batch statistics, the learning rate a
+warmup then a cosine schedule. OUT receives the final weights, statistics and history."""
 import json
 import sys
 
@@ -13,6 +14,7 @@ from macrobatch.handlers.callbacks import ModelCheckpoint
 from macrobatch.handlers.fit import Fit
 from macrobatch.modules import Activation, BatchNorm, Dropout, Linear, Sequential
 from macrobatch.optimizers import Adam
+from macrobatch.optimizers.schedules import CosineDecay, LinearWarmup
 
 mode, folder, out = sys.argv[1:4]
 rng = np.random.default_rng(0)
@@ -22,7 +24,8 @@ setSeed(1)
 net = Sequential(Linear(6, 16), BatchNorm(16), Activation("relu"), Dropout(0.3), Linear(16, 3))
 optimizer = Adam(learnRate=0.01)
 optimizer.setupOn(net)
-fit = Fit(net, CrossEntropy(), optimizer, batchsize=32, macroBatchSize=100, seed=7,
+schedule = LinearWarmup(optimizer, warmupSteps=5, after=CosineDecay(None, totalSteps=60))
+fit = Fit(net, CrossEntropy(), optimizer, batchsize=32, macroBatchSize=100, seed=7, schedule=schedule,
           callbacks=[ModelCheckpoint(folder, keepLast=None)])
 if mode == "resume":
     fit.resume(f"{folder}/epoch-0002.h5")
