@@ -143,8 +143,8 @@ def parser():
     t.add_argument("--optimizer", choices=sorted(optimizers), default="adam")
     t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
     t.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
-                   help="learning-rate schedule: cosine decay over the epochs, step (x0.1 every third of them) "
-                        "or reduce-on-plateau of the validation loss")
+                   help="learning-rate schedule: cosine decay over --epochs, step (x0.1 every third of --epochs) "
+                        "or reduce-on-plateau of the validation loss; resume with the same --epochs")
     t.add_argument("--out", default="runs/model.h5", help="where to save the trained model")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoints", metavar="DIR", help="write a resumable checkpoint every epoch into DIR (last 3 "
