@@ -18,6 +18,8 @@ from .modules.summary import estimate, formatSummary, inputShapeFor, parseShape,
 from .optimizers.adagrad import AdaGrad
 from .optimizers.adam import Adam
 from .optimizers.adamw import AdamW
+from .optimizers.clipbyglobalnorm import ClipByGlobalNorm
+from .optimizers.gradientaccumulation import GradientAccumulation
 from .optimizers.momentumsgd import MomentumSGD
 from .optimizers.nesterovsgd import NesterovSGD
 from .optimizers.rmsprop import RMSProp
@@ -80,6 +82,10 @@ def train(args):
         classes = max(countClasses(ary) for ary in (labels, *val[1:], *test[1:]))
         model = buildModel(args.model, data.shape[1:], classes)
         optimizer = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
+        if args.clip_norm:
+            optimizer.addHook(ClipByGlobalNorm(args.clip_norm))
+        if args.accumulate > 1:
+            optimizer = GradientAccumulation(optimizer, args.accumulate)
         optimizer.setupOn(model)
         print(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {classes} classes), "
               f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}")
@@ -142,6 +148,8 @@ def parser():
     t.add_argument("--macrobatch", type=int, default=10000, help="samples per macrobatch moved to the device at once")
     t.add_argument("--optimizer", choices=sorted(optimizers), default="adam")
     t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
+    t.add_argument("--clip-norm", type=float, default=0.0, help="clip gradients to this global L2 norm")
+    t.add_argument("--accumulate", type=int, default=1, help="update once every K batches, on their mean gradient")
     t.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
                    help="learning-rate schedule: cosine decay over --epochs, step (x0.1 every third of --epochs) "
                         "or reduce-on-plateau of the validation loss; resume with the same --epochs")

@@ -5,7 +5,8 @@ The repository root is the ``macrobatch`` package: ``engine/``, ``modules/``, ``
 """
 from setuptools import setup
 
-subpackages = ["engine", "modules", "costs", "optimizers", "handlers", "datasets"]
+subpackages = ["engine", "modules", "costs", "costs.metrics", "optimizers", "optimizers.schedules", "handlers",
+               "handlers.callbacks", "datasets"]
 
 setup(
     name="macrobatch",

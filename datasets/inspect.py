@@ -14,7 +14,7 @@ import numpy
 
 from ..engine import serialize
 from ..engine.errors import DatasetError, LabelError
-from ..handlers.handler import checkPositiveInt
+from ..engine.checks import checkPositiveInt
 from ..handlers.hostreader import HostReader
 
 maxSampleBlocks = 16

@@ -4,6 +4,7 @@ Built on the handlers: each epoch is one Trainer pass (``trainFromHost`` for hos
 Datasets, ``train`` for device arrays) and, with validation data, one Validator pass.
 """
 import json
+import numbers
 import time
 
 import numpy
@@ -37,21 +38,25 @@ class Fit:
     macroBatchSize) or CuPy arrays on the GPU (trained in place with train).
     batchsize, macroBatchSize, random: as for Trainer.trainFromHost. callbacks: Callback objects.
     schedule: a learning-rate schedule (optimizers.schedules), stepped after every update and epoch.
-    valCost: the cost the Validator reports (default: a new instance of cost's class). seed: the base
+    valCost: the cost the Validator reports (default: a new instance of cost's class); metrics: metric
+    objects for it (costs.metrics). An optimizer wrapped in GradientAccumulation is flushed at the end of
+    every epoch, so a last partial group of batches is applied. seed: the base
     seed; every epoch reseeds all random sources from (seed, epoch), so training is reproducible and a
     resumed run continues exactly (default: drawn once from the engine's generator).
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
-    metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds).
+    metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
+    numbers go there; array metrics (a confusion matrix) are in ``validator.metrics`` after each epoch.
     """
 
     def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
-                 valCost=None, random=True, seed=None):
+                 valCost=None, metrics=None, random=True, seed=None):
         self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
         self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize)
-        self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize)
+        self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize,
+                                   metrics=metrics)
         self.seed = int(numpy.random.default_rng().integers(2 ** 31)) if seed is None else int(seed)
         self.epoch, self.epochs = 0, 0
         self.history = {}
@@ -72,6 +77,8 @@ class Fit:
                 self.trainer.train(data, target, random=self.random)
             else:
                 self.trainer.trainFromHost(data, target, self.macroBatchSize, self.macroBatchFinished, self.random)
+            if hasattr(self.optimizer, "flush"):
+                self.optimizer.flush()
             logs = self.epochLogs(valData, valTarget)
             logs["time"] = time.perf_counter() - start
             self.epoch += 1
@@ -96,7 +103,7 @@ class Fit:
                 self.validator.validateFromHost(valData, valTarget, self.macroBatchSize)
             valMetrics = dict(self.validator.metrics)
             logs["val_loss"] = valMetrics.pop("error")
-            logs.update({f"val_{key}": value for key, value in valMetrics.items()})
+            logs.update({f"val_{key}": value for key, value in valMetrics.items() if isinstance(value, numbers.Real)})
         logs["learnRate"] = self.optimizer.learnRate
         return logs
 

@@ -4,22 +4,15 @@ The data path, in order: ``handleFromHost`` -> contiguous macrobatch read on the
 in the background) -> upload of the whole macrobatch -> shuffle on the device -> batches
 -> ``handleBatch``. ``handle`` starts at the shuffle, for data already on the device.
 """
-import numbers
-
 import numpy
 
 from ..engine.backend import isDeviceArray, xp
+from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype, hostCastable
 from ..engine.errors import DatasetError, DtypeError, ShapeError
 from ..engine.random import hostRng, permutation
 from ..engine.transfer import Uploader
 from .hostreader import HostReader
-
-
-def checkPositiveInt(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Handler:

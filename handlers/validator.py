@@ -4,11 +4,17 @@ from .handler import Handler
 
 class Validator(Handler):
     """Evaluates mod on cost. Each call resets the accumulator, switches mod to eval mode and returns the
-    mean error over the data; ``metrics`` then holds everything the cost reports (e.g. accuracy)."""
+    mean error over the data; ``metrics`` then holds everything the cost reports (e.g. accuracy).
 
-    def __init__(self, mod, cost, onBatchFinish=None, batchsize=128):
+    metrics: optional metric objects (costs.metrics: Accuracy, ConfusionMatrix, ...), reset with the
+    cost, updated with every batch's predictions and prepared targets, and merged into ``metrics``
+    after the cost's entries (a metric's entry replaces the cost's entry of the same name).
+    """
+
+    def __init__(self, mod, cost, onBatchFinish=None, batchsize=128, metrics=None):
         super().__init__(mod, onBatchFinish, batchsize)
         self.cost = cost
+        self.metricObjects = list(metrics or [])
         self.metrics = {}
 
     def validateFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None):
@@ -25,15 +31,22 @@ class Validator(Handler):
 
     def begin(self):
         self.cost.resetAccumulator()
+        for metric in self.metricObjects:
+            metric.reset()
         self.mod.evalMode()
 
     def finish(self):
         self.metrics = self.cost.getMetrics()
+        for metric in self.metricObjects:
+            self.metrics.update(metric.compute())
         return self.metrics["error"]
 
     def handleBatch(self, batch, idx, state):
         data, target = batch
-        self.cost.validate(self.mod(data), target)
+        pred = self.mod(data)
+        self.cost.validate(pred, target)
+        for metric in self.metricObjects:
+            metric.update(pred, target)
 
     def prepareTarget(self, target):
         return self.cost.prepareTarget(target)

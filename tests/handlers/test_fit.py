@@ -216,3 +216,20 @@ def test_predict_returns_outputs_in_input_order_for_host_and_device_data():
     host = predict(fit.mod, x, batchsize=50, macroBatchSize=60)
     np.testing.assert_allclose(host, toHost(fit.mod.evalMode()(toDevice(x))), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(predict(fit.mod, toDevice(x)), host, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_reports_validator_metrics_and_flushes_gradient_accumulation(tmp_path):
+    from macrobatch.costs.metrics import ConfusionMatrix, TopKAccuracy
+    from macrobatch.optimizers import GradientAccumulation
+    x, y = blobs(100)  # 4 batches of 32 (the last of 4): k=3 leaves a partial group each epoch
+    setSeed(0)
+    net = Sequential(Linear(8, 16), Activation("relu"), Linear(16, 3))
+    optimizer = GradientAccumulation(Adam(learnRate=1e-2), 3)
+    optimizer.setupOn(net)
+    fit = Fit(net, CrossEntropy(), optimizer, batchsize=32, seed=1, callbacks=[CSVLogger(tmp_path / "log.csv")],
+              metrics=[TopKAccuracy(2), ConfusionMatrix(3)])
+    history = fit.run(x, y, 2, x, y)
+    assert optimizer.steps == 4  # 2 per epoch: one full group of 3, one flushed group of 1
+    assert len(history["val_top2Accuracy"]) == 2
+    assert "val_confusion" not in history and fit.validator.metrics["confusion"].sum() == 100
+    fit.saveCheckpoint(tmp_path / "c.h5")
