@@ -12,6 +12,7 @@ import numpy
 from ..engine import serialize, setSeed
 from ..engine.backend import isCuda, isDeviceArray
 from ..engine.errors import ModelFileError
+from ..engine.random import hostRng
 from .calculator import Calculator
 from .trainer import Trainer
 from .validator import Validator
@@ -57,7 +58,7 @@ class Fit:
         self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize)
         self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize,
                                    metrics=metrics)
-        self.seed = int(numpy.random.default_rng().integers(2 ** 31)) if seed is None else int(seed)
+        self.seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
         self.epoch, self.epochs = 0, 0
         self.history = {}
         self.stopTraining = False

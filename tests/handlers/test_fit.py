@@ -233,3 +233,10 @@ def test_fit_reports_validator_metrics_and_flushes_gradient_accumulation(tmp_pat
     assert len(history["val_top2Accuracy"]) == 2
     assert "val_confusion" not in history and fit.validator.metrics["confusion"].sum() == 100
     fit.saveCheckpoint(tmp_path / "c.h5")
+
+
+def test_default_seed_comes_from_the_engine_generator():
+    setSeed(11)
+    first = Fit(Linear(2, 2), CrossEntropy(), Adam().setupOn(Linear(2, 2))).seed
+    setSeed(11)
+    assert Fit(Linear(2, 2), CrossEntropy(), Adam().setupOn(Linear(2, 2))).seed == first
