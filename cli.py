@@ -12,6 +12,7 @@ from .engine import backend, serialize, setSeed
 from .engine.errors import MacrobatchError
 from .handlers import Calculator, Validator
 from .handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
+from .handlers.callbacks.modelcheckpoint import checkpointEpoch
 from .handlers.fit import Fit
 from .modules.module import loadModel, savedInputShape
 from .modules.summary import estimate, formatSummary, inputShapeFor, parseShape, summary
@@ -72,8 +73,35 @@ def trainCallbacks(args, validated):
     return callbacks
 
 
+def checkOutputs(args):
+    """Every folder training will write into, proven writable before any data is read (nothing is
+    created yet: a run that fails on its data leaves no empty folders)."""
+    serialize.checkWritable(Path(args.out).parent, "--out folder")
+    if args.checkpoints:
+        serialize.checkWritable(args.checkpoints, "--checkpoints")
+    if args.csv:
+        serialize.checkWritable(Path(args.csv).parent, "--csv folder")
+    if args.curve and args.curve != "none":
+        serialize.checkWritable(Path(args.curve).parent, "--curve folder")
+
+
+def interruptNote(args, fit):
+    """What Ctrl-C left behind and how to go on."""
+    where = (f"stopped in epoch {fit.epoch + 1} of {args.epochs}" if fit.epoch < args.epochs
+             else f"stopped after the last epoch, {args.epochs}")
+    latest = latestCheckpoint(args.checkpoints) if args.checkpoints else None
+    if latest is None:
+        how = ("no checkpoint was written yet" if args.checkpoints else
+               "no checkpoints were written (pass --checkpoints DIR to make a run resumable)")
+        return f"{where}; {how}, {args.out} not saved"
+    done = checkpointEpoch(latest)
+    return (f"{where}; {latest} holds {done} completed epoch(s), {args.out} not saved: run the same command "
+            f"with --resume to continue from epoch {done + 1}")
+
+
 def train(args):
     setSeed(args.seed)
+    checkOutputs(args)
     path = Path(args.data) if args.data else digitsH5()
     with serialize.openH5(path) as f:
         data, labels = serialize.getDataset(f, "data"), serialize.getDataset(f, "labels")
@@ -99,7 +127,10 @@ def train(args):
                 raise MacrobatchError(f"--resume: no checkpoint in {args.checkpoints!r} (pass --checkpoints DIR)")
             fit.resume(latest)
             print(f"resumed from {latest} after epoch {fit.epoch}")
-        fit.run(data, labels, args.epochs, *val)
+        try:
+            fit.run(data, labels, args.epochs, *val)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(interruptNote(args, fit)) from None
         model.save(args.out, inputShape=data.shape[1:])
         print(f"saved {args.out}")
         final, split = (test, "test") if test else (val, "validation") if val else ([data, labels], "training")
@@ -196,6 +227,9 @@ def main(argv=None):
     except (MacrobatchError, FileNotFoundError, ValueError, OSError, ImportError) as e:
         print(f"macrobatch: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:
+        print(f"macrobatch: interrupted{': ' if str(e) else ''}{e}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a Ctrl-C
     return 0
 
 

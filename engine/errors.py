@@ -28,5 +28,13 @@ class NonFiniteError(MacrobatchError, FloatingPointError):
     """NaN or Inf appeared in a loss or in data."""
 
 
+class ReadError(MacrobatchError, OSError):
+    """Stored data could not be read (a truncated or corrupt file); the message names the file and samples."""
+
+
 class ModelFileError(MacrobatchError, ValueError):
     """A model file does not match the model it is loaded into."""
+
+
+class DeviceMemoryError(MacrobatchError, MemoryError):
+    """A macrobatch does not fit in the free device memory; the message says what size would."""

@@ -2,6 +2,7 @@
 import contextlib
 import json
 import os
+import re
 import tempfile
 
 import h5py
@@ -9,25 +10,102 @@ import numpy
 
 from .errors import DatasetError
 
+umask = os.umask(0o022)
+os.umask(umask)  # read once, at import: os.umask can only be read by setting it
+
 
 @contextlib.contextmanager
 def atomicH5(path):
     """Yield an h5py.File open for writing at a temporary name beside path; on success the file
-    is flushed, fsynced and renamed over path, on failure it is removed and path is untouched."""
+    is flushed, fsynced and renamed over path, on failure it is removed and path is untouched.
+
+    A process killed mid-save (SIGKILL, power loss) leaves path as it was plus a stray temporary
+    ``NAME.PID.XXXXXXXX.tmp``; the next successful save of the same path removes the strays of
+    processes that no longer run. A write that fails (disk full, read-only folder) raises OSError
+    naming path, with the errno of the cause."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
+    name = os.path.basename(path)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the file gets the usual permissions
         with h5py.File(tmp, "w") as f:
             yield f
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        tmp = None
+        syncFolder(folder)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}; "
+                               "the file there (if any) is unchanged") from e
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    with contextlib.suppress(OSError):  # tidying up after others is no reason to fail this save
+        removeStaleTemps(folder, name)
+
+
+def syncFolder(folder):
+    """fsync a folder so a rename in it survives a power loss. Best effort: the rename is done by now,
+    and some systems cannot sync folders (Windows cannot even open them)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def removeStaleTemps(folder, name):
+    """Delete temporaries atomicH5 left for name in folder when killed mid-save: those whose writing
+    process is gone. A live writer's temporary (another process saving the same path) is kept."""
+    if os.name != "posix":  # os.kill(pid, 0) is a liveness probe only on POSIX
+        return
+    pattern = re.compile(re.escape(name) + r"\.(\d+)\.[^.]+\.tmp")
+    for entry in os.listdir(folder):
+        found = pattern.fullmatch(entry)
+        if found is None or int(found.group(1)) == os.getpid() or processAlive(int(found.group(1))):
+            continue
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            os.unlink(os.path.join(folder, entry))
+
+
+def processAlive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
+def checkWritable(folder, what):
+    """Prove that files can be written in folder (a temporary file is created and removed, and so are
+    the missing folders made for it), so a read-only or impossible output place fails before
+    training, not after it, and the check leaves the disk as it was. what names the option the folder
+    came from, for the message."""
+    folder = os.path.abspath(os.fspath(folder) or ".")
+    missing = []
+    parent = folder
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".macrobatch-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OSError(e.errno, f"{what} {folder} is not a writable folder: {e.strerror or e}") from e
+    finally:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
 
 
 def openH5(path):

@@ -7,14 +7,19 @@ Macrobatch k uses slot k % 2. ``stage`` (run in the reader thread) copies host d
 pinned buffer, converting its dtype, once the slot's previous copy has left it. ``iterate`` queues
 the copy of macrobatch k+1 on a dedicated stream before handing out macrobatch k, so the DMA runs
 while k trains; the compute stream waits on an event for each copy, and each copy waits on an event
-for the compute that last used its device buffer. The host never waits on the device here.
+for the compute that last used its device buffer. The host never waits on the device here. Device
+buffers that do not fit raise DeviceMemoryError, which names the largest macroBatchSize that would.
 """
 import numpy
 
 from .backend import isCuda, xp
+from .errors import DeviceMemoryError
 
 if isCuda:
     import cupyx
+
+
+SLOTS = 2  # device buffers per array: the macrobatch training and the next one being copied
 
 
 class Uploader:
@@ -22,7 +27,7 @@ class Uploader:
 
     def __init__(self, capacity):
         self.capacity = capacity
-        self.slots = [{}, {}]
+        self.slots = [{} for _ in range(SLOTS)]
         self.staged = 0
         if isCuda:
             self.stream = xp.cuda.Stream(non_blocking=True)
@@ -32,7 +37,7 @@ class Uploader:
         matching dtype of dtypes (None keeps its own). Returns what ``iterate`` expects."""
         if not isCuda:
             return [numpy.ascontiguousarray(b, dtype=d) for b, d in zip(blocks, dtypes)]
-        index, self.staged = self.staged % 2, self.staged + 1
+        index, self.staged = self.staged % SLOTS, self.staged + 1
         slot = self.slots[index]
         if "copied" in slot:
             slot["copied"].synchronize()  # the previous copy from this pinned buffer has finished
@@ -42,12 +47,24 @@ class Uploader:
             shape = (self.capacity,) + tuple(block.shape[1:])
             pinned = slot.get(("pinned", i))
             if pinned is None or pinned.shape != shape or pinned.dtype != dtype:
+                try:
+                    slot[("device", i)] = xp.empty(shape, dtype)
+                except xp.cuda.memory.OutOfMemoryError as error:
+                    raise self.outOfMemory(blocks, dtypes) from error
                 pinned = slot[("pinned", i)] = cupyx.empty_pinned(shape, dtype)
-                slot[("device", i)] = xp.empty(shape, dtype)
             view = pinned[:block.shape[0]]
             view[...] = block
             views.append(view)
         return index, views
+
+    def outOfMemory(self, blocks, dtypes):
+        """The DeviceMemoryError for a failed device buffer allocation. The buffers this Uploader already
+        holds count as free: a smaller macroBatchSize would replace them."""
+        sampleBytes = sum(numpy.dtype(dtype or block.dtype).itemsize * int(numpy.prod(block.shape[1:]))
+                          for block, dtype in zip(blocks, dtypes))
+        held = sum(slot[("device", i)].nbytes for slot in self.slots for i in range(len(blocks))
+                   if ("device", i) in slot)
+        return deviceMemoryError(self.capacity, sampleBytes, xp.cuda.runtime.memGetInfo()[0] + held)
 
     def upload(self, staged):
         """Queue the copies of a staged macrobatch on the upload stream; return its device arrays."""
@@ -80,3 +97,27 @@ class Uploader:
             compute.wait_event(self.slots[index]["copied"])
             yield arrays
             self.slots[index]["computed"] = compute.record()
+
+
+def deviceMemoryError(macroBatchSize, sampleBytes, freeBytes):
+    """The DeviceMemoryError for macroBatchSize samples of sampleBytes each (data and target together)
+    when freeBytes of device memory are free: it names the bytes needed and the largest macroBatchSize
+    whose upload buffers fit."""
+    needBytes = SLOTS * macroBatchSize * sampleBytes
+    fits = fittingMacroBatchSize(sampleBytes, freeBytes)
+    advice = (f"The largest macroBatchSize whose buffers fit is {fits}; choose less, since the model's "
+              "activations and gradients need device memory too" if fits > 0 else
+              "Not even one sample fits: free device memory (other arrays, other processes) first")
+    return DeviceMemoryError(
+        f"macroBatchSize {macroBatchSize} does not fit in device memory: its {SLOTS} upload buffers need "
+        f"{gib(needBytes)} ({SLOTS} x {macroBatchSize} samples x {sampleBytes} bytes), but {gib(freeBytes)} "
+        f"is free. {advice}")
+
+
+def fittingMacroBatchSize(sampleBytes, freeBytes):
+    """The largest macroBatchSize whose upload buffers (all slots) fit in freeBytes."""
+    return freeBytes // (SLOTS * sampleBytes)
+
+
+def gib(nbytes):
+    return f"{nbytes / 2 ** 30:.2f} GiB ({nbytes} bytes)"

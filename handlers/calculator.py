@@ -7,10 +7,11 @@ from .handler import Handler
 
 class Calculator(Handler):
     """Runs mod in eval mode. Outputs of a macrobatch are gathered on the device and copied to the
-    host once per macrobatch, never per batch."""
+    host once per macrobatch, never per batch. checkFinite: as for Handler (NaN or Inf in the data
+    stops the call, naming the samples; pass False to compute outputs for such data anyway)."""
 
-    def __init__(self, mod, onBatchFinish=None, batchsize=128):
-        super().__init__(mod, onBatchFinish, batchsize)
+    def __init__(self, mod, onBatchFinish=None, batchsize=128, checkFinite=True):
+        super().__init__(mod, onBatchFinish, batchsize, checkFinite)
         self.results = None
         self.deviceOut = None
 

@@ -5,6 +5,8 @@ Datasets, ``train`` for device arrays) and, with validation data, one Validator 
 """
 import json
 import numbers
+import signal
+import threading
 import time
 
 import numpy
@@ -43,7 +45,8 @@ class Fit:
     objects for it (costs.metrics). An optimizer wrapped in GradientAccumulation is flushed at the end of
     every epoch, so a last partial group of batches is applied. seed: the base
     seed; every epoch reseeds all random sources from (seed, epoch), so training is reproducible and a
-    resumed run continues exactly (default: drawn once from the engine's generator).
+    resumed run continues exactly (default: drawn once from the engine's generator). Ctrl-C stops
+    training cleanly after the current batch (see run).
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
     metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
@@ -57,41 +60,81 @@ class Fit:
         self.callbacks = list(callbacks)
         self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize)
         self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize,
-                                   metrics=metrics)
+                                   metrics=metrics, onBatchFinish=self.checkInterrupt)
         self.seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
         self.epoch, self.epochs = 0, 0
         self.history = {}
-        self.stopTraining = False
+        self.stopTraining = self.interruptRequested = False
 
     def run(self, data, target, epochs, valData=None, valTarget=None):
         """Train until epochs epochs are complete (counting those of a resumed checkpoint) or a callback
-        stops training; returns the history."""
-        self.stopTraining, self.epochs = False, epochs
-        for callback in self.callbacks:
-            callback.onTrainBegin(self)
-        while self.epoch < epochs and not self.stopTraining:
-            setSeed(epochSeed(self.seed, self.epoch))
+        stops training; returns the history.
+
+        Ctrl-C (SIGINT) stops at the end of the current batch, never inside an update or a checkpoint
+        write: callbacks' ``onInterrupt`` run, then KeyboardInterrupt is raised again. The interrupted
+        epoch is not counted (``epoch`` stays at the epochs completed), so resuming from the last
+        checkpoint redoes it. A second Ctrl-C interrupts at once."""
+        self.stopTraining, self.epochs, self.interruptRequested = False, epochs, False
+        previousHandler = self.deferInterrupts()
+        try:
             for callback in self.callbacks:
-                callback.onEpochBegin(self)
-            start = time.perf_counter()
-            if resident(data):
-                self.trainer.train(data, target, random=self.random)
-            else:
-                self.trainer.trainFromHost(data, target, self.macroBatchSize, self.macroBatchFinished, self.random)
-            if hasattr(self.optimizer, "flush"):
-                self.optimizer.flush()
-            logs = self.epochLogs(valData, valTarget)
-            logs["time"] = time.perf_counter() - start
-            self.epoch += 1
-            for key, value in logs.items():
-                self.history.setdefault(key, []).append(value)
-            if self.schedule is not None:
-                self.schedule.stepEpoch(logs)
+                callback.onTrainBegin(self)
+            while self.epoch < epochs and not self.stopTraining:
+                self.runEpoch(data, target, valData, valTarget)
+                self.checkInterrupt()
             for callback in self.callbacks:
-                callback.onEpochEnd(self, logs)
-        for callback in self.callbacks:
-            callback.onTrainEnd(self)
+                callback.onTrainEnd(self)
+        except KeyboardInterrupt:
+            for callback in self.callbacks:
+                callback.onInterrupt(self)
+            raise
+        finally:
+            if previousHandler is not None:
+                signal.signal(signal.SIGINT, previousHandler)
         return self.history
+
+    def runEpoch(self, data, target, valData, valTarget):
+        setSeed(epochSeed(self.seed, self.epoch))
+        for callback in self.callbacks:
+            callback.onEpochBegin(self)
+        start = time.perf_counter()
+        if resident(data):
+            self.trainer.train(data, target, random=self.random)
+        else:
+            self.trainer.trainFromHost(data, target, self.macroBatchSize, self.macroBatchFinished, self.random)
+        if hasattr(self.optimizer, "flush"):
+            self.optimizer.flush()
+        logs = self.epochLogs(valData, valTarget)
+        logs["time"] = time.perf_counter() - start
+        self.epoch += 1
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        if self.schedule is not None:
+            self.schedule.stepEpoch(logs)
+        for callback in self.callbacks:
+            callback.onEpochEnd(self, logs)
+
+    def deferInterrupts(self):
+        """While run() goes, turn SIGINT into a request that checkInterrupt honours between batches.
+        Only from the main thread and over Python's default handler: an application's own SIGINT
+        handler is left alone (a KeyboardInterrupt it raises still reaches onInterrupt). Returns the
+        handler to put back, or None."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            return None
+
+        def request(signum, frame):
+            if self.interruptRequested:
+                raise KeyboardInterrupt
+            self.interruptRequested = True
+
+        return signal.signal(signal.SIGINT, request)
+
+    def checkInterrupt(self, handler=None):
+        """Honour a pending Ctrl-C; run after every training and validation batch (handler: unused, the
+        Handler's onBatchFinish argument)."""
+        if self.interruptRequested:
+            raise KeyboardInterrupt
 
     def epochLogs(self, valData, valTarget):
         metrics = self.trainer.cost.getMetrics()
@@ -113,6 +156,7 @@ class Fit:
             self.schedule.stepBatch()
         for callback in self.callbacks:
             callback.onBatchEnd(self)
+        self.checkInterrupt()
 
     def macroBatchFinished(self, trainer):
         for callback in self.callbacks:

@@ -4,12 +4,13 @@ The data path, in order: ``handleFromHost`` -> contiguous macrobatch read on the
 in the background) -> upload of the whole macrobatch -> shuffle on the device -> batches
 -> ``handleBatch``. ``handle`` starts at the shuffle, for data already on the device.
 """
+import h5py
 import numpy
 
 from ..engine.backend import isDeviceArray, xp
 from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype, hostCastable
-from ..engine.errors import DatasetError, DtypeError, ShapeError
+from ..engine.errors import DatasetError, DtypeError, NonFiniteError, ReadError, ShapeError
 from ..engine.random import hostRng, permutation
 from ..engine.transfer import Uploader
 from .hostreader import HostReader
@@ -20,16 +21,21 @@ class Handler:
 
     mod: the Module to drive; onBatchFinish(handler): called after every batch; batchsize: samples per
     batch (the last batch of a macrobatch may be smaller: it is processed, not dropped).
+    checkFinite: refuse floating data or targets holding NaN or Inf with NonFiniteError naming the
+    samples, before any batch of them is used. Host data is checked once per macrobatch in the reader
+    thread (one pass over the block, overlapped with the compute); device data once per call (on the
+    GPU, one synchronisation per call). Pass False for data known to be clean, or where NaN is meant.
 
     During a call the handler exposes ``currBatch`` / ``totalBatches`` (over the whole call) and
     ``currMacroBatch`` / ``totalMacroBatches``, and passes ``state`` (a dict with the same counters and
     the position of the batch in the data) to ``handleBatch``.
     """
 
-    def __init__(self, mod, onBatchFinish=None, batchsize=128):
+    def __init__(self, mod, onBatchFinish=None, batchsize=128, checkFinite=True):
         self.mod = mod
         self.onBatchFinish = onBatchFinish
         self.batchsize = checkPositiveInt(batchsize, "batchsize")
+        self.checkFinite = bool(checkFinite)
         self.currBatch = self.totalBatches = self.totalSamples = 0
         self.currMacroBatch = self.totalMacroBatches = 0
         self.state = {}
@@ -54,7 +60,8 @@ class Handler:
         if random:
             spans = [spans[i] for i in hostRng().permutation(len(spans))]
         self.beginCall(spans)
-        arrays = (data,) if target is None else (data, target)
+        named = (("data", data),) if target is None else (("data", data), ("target", target))
+        arrays = [_HostSource(ary, name, spans, self.checkFinite) for name, ary in named]
         uploader = Uploader(macroBatchSize)
         reader = HostReader(arrays, spans, lambda *blocks: uploader.stage(*self.prepareHost(*blocks)))
         for i, blocks in enumerate(uploader.iterate(reader)):
@@ -65,6 +72,10 @@ class Handler:
     def handle(self, data, target=None, random=True):
         """Walk device-resident data in batches (one macrobatch: the whole array)."""
         size = self.checkData(data, target, hostOnly=False)
+        if self.checkFinite:
+            for name, ary in (("data", data), ("target", target)):
+                if ary is not None:
+                    checkFiniteBlock(ary, name, 0, f"the {size} samples of the call")
         self.beginCall([(0, size)])
         blocks = self.prepareDevice(data, target)
         self.handleMacroBatch(0, 0, *blocks, random=random)
@@ -131,7 +142,8 @@ class Handler:
         if target is not None and target.shape[0] != size:
             raise ShapeError(f"data has {size} samples but target has {target.shape[0]}")
         if not hostCastable(data.dtype, self.dataDtype):
-            raise DtypeError(f"data: dtype {data.dtype} cannot be used as {self.dataDtype} input")
+            raise DtypeError(f"data: dtype {data.dtype} cannot be used as {self.dataDtype} input; give floating, "
+                             "integer or boolean data")
         return size
 
     @property
@@ -152,3 +164,46 @@ class Handler:
     def prepareDevice(self, data, target=None):
         data = data.astype(self.dataDtype, copy=False)
         return (data,) if target is None else (data, self.prepareTarget(target))
+
+
+def checkFiniteBlock(ary, name, offset, where):
+    """NonFiniteError naming the first sample of ary (a block starting at sample offset) that holds NaN or
+    Inf; one pass over floating data, nothing for other dtypes (they cannot hold either)."""
+    if ary.dtype.kind != "f":
+        return
+    mod = numpy if isinstance(ary, numpy.ndarray) else xp
+    if bool(mod.isfinite(ary).all()):
+        return
+    rows = ~mod.isfinite(ary.reshape(ary.shape[0], -1)).all(axis=1)
+    first = offset + int(rows.nonzero()[0][0])
+    raise NonFiniteError(f"{name}: NaN or Inf in sample {first} ({where}), found before any of it was used; "
+                         "clean the data, or pass checkFinite=False to the handler")
+
+
+def describeSource(ary, name):
+    """Where host data lives, for error messages: the dataset and its file for h5py, else its kind."""
+    if isinstance(ary, h5py.Dataset):
+        return f"dataset {ary.name} in {ary.file.filename}"
+    return f"{name} ({type(ary).__name__})"
+
+
+class _HostSource:
+    """One host array as the HostReader reads it, span by span: a failed read (a corrupt or truncated
+    HDF5 file) raises ReadError naming the samples, the dataset and its file, and with checkFinite each
+    floating block read is checked for NaN and Inf, in the reader thread, before the walk reaches it."""
+
+    def __init__(self, ary, name, spans, checkFinite):
+        self.ary, self.name, self.checkFinite = ary, name, checkFinite
+        self.shape = ary.shape
+        self.order = {start: i for i, (start, _) in enumerate(spans)}
+
+    def __getitem__(self, span):
+        start, stop = span.start, span.stop
+        try:
+            block = self.ary[span]
+        except OSError as e:
+            raise ReadError(f"reading samples {start}..{stop - 1} of {describeSource(self.ary, self.name)}: {e}") from e
+        if self.checkFinite:
+            checkFiniteBlock(block, self.name, start, f"samples {start}..{stop - 1}, macrobatch "
+                                                      f"{self.order[start]} of {len(self.order)}")
+        return block

@@ -8,7 +8,13 @@ class HostReader:
 
     Only contiguous slices are ever read (an HDF5 read of scattered rows is 50-100x slower), and the
     next span is read and prepared (dtype conversion, label checks) in a worker thread while the caller
-    works on the current one. Errors raised while reading surface in the caller, at that span.
+    works on the current one. At most three spans are alive at once: the one the caller just finished
+    (until it lets go of it), the one handed out and the one being read.
+
+    An error raised while reading or preparing a span is raised again in the caller when it reaches
+    that span, with the worker's traceback (naming the samples is the job of the arrays given). The worker
+    never outlives the iteration: when the caller stops early or fails, the read in flight is waited
+    for (at most one span) and the thread ends.
     """
 
     def __init__(self, arrays, spans, prepare):

@@ -1,8 +1,9 @@
 """Trainer: forward, cost, backward and optimizer update on every batch."""
 import math
 
-from ..engine.backend import isCuda, toHost
+from ..engine.backend import isCuda, toHost, xp
 from ..engine.errors import NonFiniteError
+from ..optimizers.gradientaccumulation import GradientAccumulation
 from .handler import Handler
 
 
@@ -12,14 +13,30 @@ class Trainer(Handler):
     Each call resets the cost's accumulated error and switches mod to train mode; afterwards
     ``cost.getError()`` is the mean training error over the call.
 
-    A NaN or Inf loss stops training with NonFiniteError before the bad step is applied. On the CPU
-    every batch is checked (the loss is already a host number); on the GPU the accumulated error is
-    checked once per macrobatch, so the batch loop never waits for the device.
+    checkFinite: as for Handler (NaN or Inf in the data or targets stops the call before they are used).
+
+    onNonFinite: what a batch whose loss or parameter gradients are NaN or Inf does.
+
+    * ``"raise"`` (default): stop with NonFiniteError before the bad step is applied. On the CPU every
+      batch is checked, loss and gradients (the loss is already a host number; the gradients cost one
+      pass over the flat gradient buffers); on the GPU only the accumulated error, once per macrobatch,
+      so the batch loop never waits for the device (a NaN gradient with a finite loss is not caught there).
+    * ``"skip"``: leave the weights and the optimizer state as they were for that batch, leave it out
+      of the accumulated error and metrics, and count it in ``skippedBatches`` (reset by each call). On
+      the GPU this reads one flag from the device per batch, a synchronisation per batch. Not with
+      GradientAccumulation, whose group sum cannot drop one batch's gradients.
     """
 
-    def __init__(self, mod, cost, optimizer, onBatchFinish=None, batchsize=128):
-        super().__init__(mod, onBatchFinish, batchsize)
+    def __init__(self, mod, cost, optimizer, onBatchFinish=None, batchsize=128, checkFinite=True, onNonFinite="raise"):
+        super().__init__(mod, onBatchFinish, batchsize, checkFinite)
+        if onNonFinite not in ("raise", "skip"):
+            raise ValueError(f"onNonFinite must be 'raise' or 'skip', got {onNonFinite!r}")
+        if onNonFinite == "skip" and isinstance(optimizer, GradientAccumulation):
+            raise ValueError("onNonFinite='skip' cannot be used with GradientAccumulation: a skipped batch's "
+                             "gradients are already in the group's sum")
         self.cost, self.optimizer = cost, optimizer
+        self.onNonFinite = onNonFinite
+        self.skippedBatches = 0
 
     def trainFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None, random=True):
         """Train one pass over host data (NumPy arrays or h5py Datasets) in macrobatches."""
@@ -34,26 +51,62 @@ class Trainer(Handler):
     def begin(self):
         self.cost.resetAccumulator()
         self.mod.trainMode()
+        self.skippedBatches = 0
 
     def handleBatch(self, batch, idx, state):
         data, target = batch
+        skip = self.onNonFinite == "skip"
+        saved = self.saveAccumulator() if skip else None
         error, grad = self.cost(self.mod(data), target)
-        if not isCuda:
-            self.checkFinite(float(error), f"batch {idx} (macrobatch {state['macroBatch']}, samples "
-                                           f"{state['start']}..{state['start'] + state['size'] - 1} of it)")
+        where = (f"batch {idx} (macrobatch {state['macroBatch']}, samples "
+                 f"{state['start']}..{state['start'] + state['size'] - 1} of it)")
+        if not isCuda and not skip:
+            self.checkLoss(float(error), where)
         self.optimizer.zeroGradParams()
         self.mod.backward(grad, updGrad=False)
+        if skip and not self.stepIsFinite(error):
+            self.restoreAccumulator(saved)
+            self.skippedBatches += 1
+            return
+        if not isCuda and not skip and not self.gradsAreFinite():
+            raise NonFiniteError(f"parameter gradients became NaN or Inf at {where} with a finite loss "
+                                 f"({float(error)}); the step was not applied. Try a lower learning rate "
+                                 "or gradient clipping")
         self.optimizer.update()
+
+    def gradsAreFinite(self):
+        """Whether every parameter gradient is finite: a device bool. Reading each Variable's grad first
+        zero-fills the gradients no module wrote this batch, so stale values are never judged."""
+        for var in self.mod.getVariables().values():
+            var.grad  # a parameter unused this batch would otherwise show the last (skipped) batch's NaN
+        ok = xp.ones((), dtype=bool)
+        for grad in self.optimizer.gradArrays():
+            ok &= xp.isfinite(grad).all()
+        return ok
+
+    def stepIsFinite(self, error):
+        """Loss and gradients all finite: one flag read from the device (a sync per batch on the GPU)."""
+        return bool(xp.isfinite(error) & self.gradsAreFinite())
+
+    def saveAccumulator(self):
+        cost = self.cost
+        return cost.accumErr.copy(), cost.accumCount, cost.accumCorrect.copy(), cost.accumJudged
+
+    def restoreAccumulator(self, saved):
+        cost = self.cost
+        cost.accumErr[...] = saved[0]
+        cost.accumCorrect[...] = saved[2]
+        cost.accumCount, cost.accumJudged = saved[1], saved[3]
 
     def finishMacroBatch(self):
         if isCuda:
-            self.checkFinite(float(toHost(self.cost.accumErr)), f"macrobatch {self.currMacroBatch}")
+            self.checkLoss(float(toHost(self.cost.accumErr)), f"macrobatch {self.currMacroBatch}")
 
     def prepareTarget(self, target):
         return self.cost.prepareTarget(target)
 
     @staticmethod
-    def checkFinite(error, where):
+    def checkLoss(error, where):
         if not math.isfinite(error):
             raise NonFiniteError(f"training loss became {error} at {where}; the step was not applied. "
                                  "Check the data for NaN/Inf and try a lower learning rate")

@@ -9,10 +9,11 @@ class Validator(Handler):
     metrics: optional metric objects (costs.metrics: Accuracy, ConfusionMatrix, ...), reset with the
     cost, updated with every batch's predictions and prepared targets, and merged into ``metrics``
     after the cost's entries (a metric's entry replaces the cost's entry of the same name).
+    checkFinite: as for Handler (NaN or Inf in the data or targets stops the call, naming the samples).
     """
 
-    def __init__(self, mod, cost, onBatchFinish=None, batchsize=128, metrics=None):
-        super().__init__(mod, onBatchFinish, batchsize)
+    def __init__(self, mod, cost, onBatchFinish=None, batchsize=128, metrics=None, checkFinite=True):
+        super().__init__(mod, onBatchFinish, batchsize, checkFinite)
         self.cost = cost
         self.metricObjects = list(metrics or [])
         self.metrics = {}

@@ -1,4 +1,5 @@
-"""Callback: hooks into a Fit at the start and end of training, of every epoch, macrobatch and batch."""
+"""Callback: hooks into a Fit at the start and end of training, of every epoch, macrobatch and batch,
+and on Ctrl-C."""
 
 
 class Callback:
@@ -25,6 +26,10 @@ class Callback:
 
     def onTrainEnd(self, fit):
         pass
+
+    def onInterrupt(self, fit):
+        """Ctrl-C stopped run() after a batch (``fit.epoch``: the epochs completed); KeyboardInterrupt is
+        raised again once every callback has run this, instead of onTrainEnd."""
 
     def getState(self):
         return {}

@@ -1,6 +1,7 @@
 """CurvePlot: a PNG of the training curves (loss and each metric, training and validation, per epoch)."""
 import os
 
+from ...engine.serialize import checkWritable
 from .callback import Callback
 
 
@@ -16,7 +17,9 @@ class CurvePlot(Callback):
         self.path = path
 
     def onTrainBegin(self, fit):
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        checkWritable(folder, "curve folder")
+        os.makedirs(folder, exist_ok=True)
 
     def onEpochEnd(self, fit, logs):
         from matplotlib import pyplot

@@ -2,6 +2,7 @@
 import os
 import re
 
+from ...engine.serialize import checkWritable
 from .callback import Callback
 from .monitor import Monitor
 
@@ -21,6 +22,7 @@ class ModelCheckpoint(Callback):
         self.watch = None if monitor is None else Monitor(monitor, mode)
 
     def onTrainBegin(self, fit):
+        checkWritable(self.folder, "checkpoint folder")
         os.makedirs(self.folder, exist_ok=True)
 
     def onEpochEnd(self, fit, logs):
@@ -44,6 +46,11 @@ def checkpoints(folder):
     """The full checkpoints ModelCheckpoint wrote into folder, oldest first."""
     names = sorted(name for name in os.listdir(folder) if re.fullmatch(r"epoch-\d+\.h5", name))
     return [os.path.join(folder, name) for name in names]
+
+
+def checkpointEpoch(path):
+    """The number of completed epochs a checkpoint named by ModelCheckpoint holds."""
+    return int(re.fullmatch(r"epoch-(\d+)\.h5", os.path.basename(path)).group(1))
 
 
 def latestCheckpoint(folder):

@@ -36,6 +36,10 @@ class ProgressBar(Callback):
             self.bar.set_postfix(loss=f"{fit.trainer.cost.getError():.4f}")
             self.shown = time.perf_counter()
 
+    def onInterrupt(self, fit):
+        if self.bar is not None:
+            self.bar.close()
+
     def onEpochEnd(self, fit, logs):
         if self.bar is not None:
             self.bar.close()
