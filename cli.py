@@ -12,7 +12,7 @@ from .engine import backend, serialize, setSeed
 from .engine.errors import MacrobatchError
 from .handlers import Calculator, Validator
 from .handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
-from .handlers.callbacks.modelcheckpoint import checkpointEpoch
+from .handlers.callbacks.modelcheckpoint import checkpointPosition
 from .handlers.fit import Fit
 from .modules.module import loadModel, savedInputShape
 from .modules.summary import estimate, formatSummary, inputShapeFor, parseShape, summary
@@ -60,7 +60,8 @@ def trainCallbacks(args, validated):
     """The callbacks the train command's options ask for."""
     callbacks = [ProgressBar(bar=not args.no_progress)]
     if args.checkpoints:
-        callbacks.append(ModelCheckpoint(args.checkpoints, keepLast=3, monitor="val_loss" if validated else None))
+        callbacks.append(ModelCheckpoint(args.checkpoints, keepLast=3, monitor="val_loss" if validated else None,
+                                         everyMacroBatches=args.checkpoint_macrobatches))
     if args.csv:
         callbacks.append(CSVLogger(args.csv))
     if args.patience:
@@ -94,9 +95,11 @@ def interruptNote(args, fit):
         how = ("no checkpoint was written yet" if args.checkpoints else
                "no checkpoints were written (pass --checkpoints DIR to make a run resumable)")
         return f"{where}; {how}, {args.out} not saved"
-    done = checkpointEpoch(latest)
-    return (f"{where}; {latest} holds {done} completed epoch(s), {args.out} not saved: run the same command "
-            f"with --resume to continue from epoch {done + 1}")
+    done, macroBatches = checkpointPosition(latest)
+    held = f"{done} completed epoch(s)" + (f" and {macroBatches} macrobatch(es) of the next" if macroBatches else "")
+    start = f"macrobatch {macroBatches + 1} of epoch {done + 1}" if macroBatches else f"epoch {done + 1}"
+    return (f"{where}; {latest} holds {held}, {args.out} not saved: run the same command with --resume to "
+            f"continue from {start}")
 
 
 def train(args):
@@ -126,7 +129,8 @@ def train(args):
             if latest is None:
                 raise MacrobatchError(f"--resume: no checkpoint in {args.checkpoints!r} (pass --checkpoints DIR)")
             fit.resume(latest)
-            print(f"resumed from {latest} after epoch {fit.epoch}")
+            inside = f" and {fit.position} macrobatch(es) of epoch {fit.epoch + 1}" if fit.position else ""
+            print(f"resumed from {latest} after epoch {fit.epoch}{inside}")
         try:
             fit.run(data, labels, args.epochs, *val)
         except KeyboardInterrupt:
@@ -188,6 +192,8 @@ def parser():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoints", metavar="DIR", help="write a resumable checkpoint every epoch into DIR (last 3 "
                                                        "kept, best.h5 the best model by validation loss)")
+    t.add_argument("--checkpoint-macrobatches", type=int, metavar="N",
+                   help="also checkpoint every N macrobatches inside an epoch (long epochs)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoints")
     t.add_argument("--csv", metavar="FILE", help="log every epoch's figures to a CSV file")
     t.add_argument("--patience", type=int, default=0, help="stop after this many epochs without improvement")

@@ -9,7 +9,7 @@ for a number, so a training loop that does not print never synchronises.
 """
 import numpy
 
-from ..engine.backend import isDeviceArray, toHost, xp
+from ..engine.backend import isDeviceArray, toDevice, toHost, xp
 from ..engine.dtype import hostCastable
 from ..engine.errors import DtypeError, LabelError, ShapeError
 
@@ -108,3 +108,15 @@ class Cost:
         self.accumCount = 0
         self.accumCorrect.fill(0)
         self.accumJudged = 0
+
+    def getAccumulator(self):
+        """Copies of the accumulated error and counts (device arrays stay on the device), for
+        setAccumulator: a skipped batch is undone with them, a checkpoint keeps a partial epoch's."""
+        return {"error": self.accumErr.copy(), "count": self.accumCount, "correct": self.accumCorrect.copy(),
+                "judged": self.accumJudged}
+
+    def setAccumulator(self, saved):
+        """Restore a getAccumulator() (its arrays on the host or the device)."""
+        self.accumErr[...] = toDevice(saved["error"], self.accumErr.dtype)
+        self.accumCorrect[...] = toDevice(saved["correct"], self.accumCorrect.dtype)
+        self.accumCount, self.accumJudged = int(saved["count"]), int(saved["judged"])

@@ -12,7 +12,7 @@ import time
 import numpy
 
 from ..engine import serialize, setSeed
-from ..engine.backend import isCuda, isDeviceArray
+from ..engine.backend import isCuda, isDeviceArray, toHost
 from ..engine.errors import ModelFileError
 from ..engine.random import hostRng
 from .calculator import Calculator
@@ -29,9 +29,11 @@ def resident(ary):
     return isCuda and isDeviceArray(ary)
 
 
-def epochSeed(seed, epoch):
-    """The seed of every random source for one epoch: a resumed run draws what a straight one drew."""
-    return int(numpy.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def epochSeed(seed, epoch, macroBatch=None):
+    """The seed of the random sources at the start of an epoch (the macrobatch order) and of each of its
+    macrobatches (shuffles, dropout): a run resumed at any of these points draws what a straight one drew."""
+    entropy = [seed, epoch] if macroBatch is None else [seed, epoch, macroBatch]
+    return int(numpy.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 class Fit:
@@ -43,10 +45,12 @@ class Fit:
     schedule: a learning-rate schedule (optimizers.schedules), stepped after every update and epoch.
     valCost: the cost the Validator reports (default: a new instance of cost's class); metrics: metric
     objects for it (costs.metrics). An optimizer wrapped in GradientAccumulation is flushed at the end of
-    every epoch, so a last partial group of batches is applied. seed: the base
-    seed; every epoch reseeds all random sources from (seed, epoch), so training is reproducible and a
-    resumed run continues exactly (default: drawn once from the engine's generator). Ctrl-C stops
-    training cleanly after the current batch (see run).
+    every epoch, so a last partial group of batches is applied. seed: the base seed; every epoch and every
+    macrobatch reseeds all random sources from (seed, epoch[, macrobatch]), so training is reproducible
+    and a run resumed from a checkpoint, at an epoch's end or between two macrobatches, continues
+    exactly (default: drawn once from the engine's generator). Ctrl-C stops training cleanly after the
+    current batch (see run). onNonFinite: the Trainer's ("skip" leaves out batches whose loss or
+    gradients are NaN or Inf; a per-batch schedule does not advance on them).
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
     metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
@@ -54,15 +58,18 @@ class Fit:
     """
 
     def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
-                 valCost=None, metrics=None, random=True, seed=None):
+                 valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise"):
         self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
-        self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize)
+        self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize,
+                               onNonFinite=onNonFinite)
         self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize,
                                    metrics=metrics, onBatchFinish=self.checkInterrupt)
         self.seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
         self.epoch, self.epochs = 0, 0
+        self.position = 0  # macrobatches of the current epoch done (a checkpoint taken between two of them)
+        self.resumedAccumulator = None
         self.history = {}
         self.stopTraining = self.interruptRequested = False
 
@@ -98,15 +105,17 @@ class Fit:
         for callback in self.callbacks:
             callback.onEpochBegin(self)
         start = time.perf_counter()
+        self.trainer.onMacroBatchBegin = self.macroBatchBegan
         if resident(data):
             self.trainer.train(data, target, random=self.random)
         else:
-            self.trainer.trainFromHost(data, target, self.macroBatchSize, self.macroBatchFinished, self.random)
+            self.trainer.trainFromHost(data, target, self.macroBatchSize, self.macroBatchFinished, self.random,
+                                       startMacroBatch=self.position)
         if hasattr(self.optimizer, "flush"):
             self.optimizer.flush()
         logs = self.epochLogs(valData, valTarget)
         logs["time"] = time.perf_counter() - start
-        self.epoch += 1
+        self.epoch, self.position = self.epoch + 1, 0
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
         if self.schedule is not None:
@@ -152,13 +161,21 @@ class Fit:
         return logs
 
     def batchFinished(self, trainer):
-        if self.schedule is not None:
+        if self.schedule is not None and not trainer.batchSkipped:
             self.schedule.stepBatch()
         for callback in self.callbacks:
             callback.onBatchEnd(self)
         self.checkInterrupt()
 
+    def macroBatchBegan(self, trainer, index):
+        """Reseed for this macrobatch and, first in a resumed epoch, bring back its accumulated loss."""
+        setSeed(epochSeed(self.seed, self.epoch, index))
+        if self.resumedAccumulator is not None:
+            trainer.cost.setAccumulator(self.resumedAccumulator)
+            self.resumedAccumulator = None
+
     def macroBatchFinished(self, trainer):
+        self.position = trainer.currMacroBatch + 1
         for callback in self.callbacks:
             callback.onMacroBatchEnd(self)
 
@@ -166,7 +183,8 @@ class Fit:
 
     def getState(self):
         """Everything a resumed run needs: weights and statistics, optimizer and schedule state,
-        callbacks' state, the epoch count, the base seed and the history."""
+        callbacks' state, the epoch count, the base seed and the history; between two macrobatches of an
+        epoch, also how many are done and the training loss accumulated over them."""
         model = {"params": {}, "attrs": {}}
         for key, ary in self.mod.getState().items():
             kind, name = key.split("/", 1)
@@ -174,7 +192,10 @@ class Fit:
         return {"epoch": self.epoch, "seed": self.seed, "history": self.history, "model": model,
                 "optimizer": self.optimizer.getState(),
                 "schedule": None if self.schedule is None else self.schedule.getState(),
-                "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)}}
+                "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)},
+                "position": self.position,
+                "accumulator": {key: value if isinstance(value, int) else toHost(value)
+                                for key, value in self.trainer.cost.getAccumulator().items()}}
 
     def saveCheckpoint(self, path):
         """Write getState() to an HDF5 file, atomically: a crash mid-save leaves the previous file."""
@@ -202,6 +223,8 @@ class Fit:
         for i, callback in enumerate(self.callbacks):
             callback.setState(state.get("callbacks", {}).get(str(i), {}))
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self.position = int(state.get("position", 0))
+        self.resumedAccumulator = state["accumulator"] if self.position else None
         self.history = {key: list(values) for key, values in state["history"].items()}
 
 

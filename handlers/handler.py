@@ -28,7 +28,8 @@ class Handler:
 
     During a call the handler exposes ``currBatch`` / ``totalBatches`` (over the whole call) and
     ``currMacroBatch`` / ``totalMacroBatches``, and passes ``state`` (a dict with the same counters and
-    the position of the batch in the data) to ``handleBatch``.
+    the position of the batch in the data) to ``handleBatch``. ``onMacroBatchBegin(handler, index)``, when
+    set, runs before each macrobatch is shuffled (Fit reseeds the random sources there).
     """
 
     def __init__(self, mod, onBatchFinish=None, batchsize=128, checkFinite=True):
@@ -40,6 +41,7 @@ class Handler:
         self.currMacroBatch = self.totalMacroBatches = 0
         self.state = {}
         self.gatherBuffers = {}
+        self.onMacroBatchBegin = None
 
     def handleBatch(self, batch, idx, state):
         """Process one batch: batch is [data, target] (target None when the call had none)."""
@@ -47,11 +49,13 @@ class Handler:
 
     # --- entry points ---------------------------------------------------------------------
 
-    def handleFromHost(self, data, target=None, macroBatchSize=10000, onMacroBatchFinish=None, random=True):
+    def handleFromHost(self, data, target=None, macroBatchSize=10000, onMacroBatchFinish=None, random=True, *,
+                       startMacroBatch=0):
         """Walk host data (NumPy arrays or h5py Datasets, possibly larger than memory) in macrobatches of
         macroBatchSize contiguous samples, each uploaded to the device whole and cut into batches.
         random shuffles the order of macrobatches and the samples inside each one; every sample is
-        seen exactly once."""
+        seen exactly once. startMacroBatch skips the first macrobatches of the walk's order (a resumed
+        epoch): they are neither read nor handled, and the counters go on from where they end."""
         size = self.checkData(data, target, hostOnly=True)
         macroBatchSize = checkPositiveInt(macroBatchSize, "macroBatchSize")
         if macroBatchSize < self.batchsize:
@@ -59,13 +63,17 @@ class Handler:
         spans = [(start, min(start + macroBatchSize, size)) for start in range(0, size, macroBatchSize)]
         if random:
             spans = [spans[i] for i in hostRng().permutation(len(spans))]
+        if not 0 <= startMacroBatch <= len(spans):
+            raise ValueError(f"startMacroBatch must be in 0..{len(spans)}, got {startMacroBatch}")
         self.beginCall(spans)
+        self.currBatch = sum(self.batchCount(start, stop) for start, stop in spans[:startMacroBatch])
+        spans = spans[startMacroBatch:]
         named = (("data", data),) if target is None else (("data", data), ("target", target))
-        arrays = [_HostSource(ary, name, spans, self.checkFinite) for name, ary in named]
+        arrays = [_HostSource(ary, name, spans, self.checkFinite, startMacroBatch) for name, ary in named]
         uploader = Uploader(macroBatchSize)
         reader = HostReader(arrays, spans, lambda *blocks: uploader.stage(*self.prepareHost(*blocks)))
         for i, blocks in enumerate(uploader.iterate(reader)):
-            self.handleMacroBatch(i, spans[i][0], *blocks, random=random)
+            self.handleMacroBatch(startMacroBatch + i, spans[i][0], *blocks, random=random)
             if onMacroBatchFinish is not None:
                 onMacroBatchFinish(self)
 
@@ -84,13 +92,18 @@ class Handler:
 
     def beginCall(self, spans):
         self.totalMacroBatches = len(spans)
-        self.totalBatches = sum(-(-(stop - start) // self.batchsize) for start, stop in spans)
+        self.totalBatches = sum(self.batchCount(start, stop) for start, stop in spans)
         self.totalSamples = sum(stop - start for start, stop in spans)
         self.currBatch = self.currMacroBatch = 0
+
+    def batchCount(self, start, stop):
+        return -(-(stop - start) // self.batchsize)
 
     def handleMacroBatch(self, index, offset, data, target=None, random=True):
         """Cut one device-resident macrobatch into batches, shuffled on the device when random."""
         self.currMacroBatch = index
+        if self.onMacroBatchBegin is not None:
+            self.onMacroBatchBegin(self, index)
         size = data.shape[0]
         perm = permutation(size) if random else None
         for start in range(0, size, self.batchsize):
@@ -192,10 +205,11 @@ class _HostSource:
     HDF5 file) raises ReadError naming the samples, the dataset and its file, and with checkFinite each
     floating block read is checked for NaN and Inf, in the reader thread, before the walk reaches it."""
 
-    def __init__(self, ary, name, spans, checkFinite):
+    def __init__(self, ary, name, spans, checkFinite, firstIndex):
         self.ary, self.name, self.checkFinite = ary, name, checkFinite
         self.shape = ary.shape
-        self.order = {start: i for i, (start, _) in enumerate(spans)}
+        self.order = {start: firstIndex + i for i, (start, _) in enumerate(spans)}
+        self.total = firstIndex + len(spans)
 
     def __getitem__(self, span):
         start, stop = span.start, span.stop
@@ -205,5 +219,5 @@ class _HostSource:
             raise ReadError(f"reading samples {start}..{stop - 1} of {describeSource(self.ary, self.name)}: {e}") from e
         if self.checkFinite:
             checkFiniteBlock(block, self.name, start, f"samples {start}..{stop - 1}, macrobatch "
-                                                      f"{self.order[start]} of {len(self.order)}")
+                                                      f"{self.order[start]} of {self.total}")
         return block

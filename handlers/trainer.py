@@ -22,7 +22,8 @@ class Trainer(Handler):
       pass over the flat gradient buffers); on the GPU only the accumulated error, once per macrobatch,
       so the batch loop never waits for the device (a NaN gradient with a finite loss is not caught there).
     * ``"skip"``: leave the weights and the optimizer state as they were for that batch, leave it out
-      of the accumulated error and metrics, and count it in ``skippedBatches`` (reset by each call). On
+      of the accumulated error and metrics, and count it in ``skippedBatches`` (reset by each call;
+      ``batchSkipped`` tells whether the batch just handled was skipped). On
       the GPU this reads one flag from the device per batch, a synchronisation per batch. Not with
       GradientAccumulation, whose group sum cannot drop one batch's gradients.
     """
@@ -37,11 +38,14 @@ class Trainer(Handler):
         self.cost, self.optimizer = cost, optimizer
         self.onNonFinite = onNonFinite
         self.skippedBatches = 0
+        self.batchSkipped = False
 
-    def trainFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None, random=True):
-        """Train one pass over host data (NumPy arrays or h5py Datasets) in macrobatches."""
+    def trainFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None, random=True, *,
+                      startMacroBatch=0):
+        """Train one pass over host data (NumPy arrays or h5py Datasets) in macrobatches (startMacroBatch:
+        as for Handler.handleFromHost)."""
         self.begin()
-        self.handleFromHost(data, target, macroBatchSize, onMacroBatchFinish, random)
+        self.handleFromHost(data, target, macroBatchSize, onMacroBatchFinish, random, startMacroBatch=startMacroBatch)
 
     def train(self, data, target, random=True):
         """Train one pass over device-resident data."""
@@ -56,7 +60,8 @@ class Trainer(Handler):
     def handleBatch(self, batch, idx, state):
         data, target = batch
         skip = self.onNonFinite == "skip"
-        saved = self.saveAccumulator() if skip else None
+        self.batchSkipped = False
+        saved = self.cost.getAccumulator() if skip else None
         error, grad = self.cost(self.mod(data), target)
         where = (f"batch {idx} (macrobatch {state['macroBatch']}, samples "
                  f"{state['start']}..{state['start'] + state['size'] - 1} of it)")
@@ -65,8 +70,9 @@ class Trainer(Handler):
         self.optimizer.zeroGradParams()
         self.mod.backward(grad, updGrad=False)
         if skip and not self.stepIsFinite(error):
-            self.restoreAccumulator(saved)
+            self.cost.setAccumulator(saved)
             self.skippedBatches += 1
+            self.batchSkipped = True
             return
         if not isCuda and not skip and not self.gradsAreFinite():
             raise NonFiniteError(f"parameter gradients became NaN or Inf at {where} with a finite loss "
@@ -87,16 +93,6 @@ class Trainer(Handler):
     def stepIsFinite(self, error):
         """Loss and gradients all finite: one flag read from the device (a sync per batch on the GPU)."""
         return bool(xp.isfinite(error) & self.gradsAreFinite())
-
-    def saveAccumulator(self):
-        cost = self.cost
-        return cost.accumErr.copy(), cost.accumCount, cost.accumCorrect.copy(), cost.accumJudged
-
-    def restoreAccumulator(self, saved):
-        cost = self.cost
-        cost.accumErr[...] = saved[0]
-        cost.accumCorrect[...] = saved[2]
-        cost.accumCount, cost.accumJudged = saved[1], saved[3]
 
     def finishMacroBatch(self):
         if isCuda:

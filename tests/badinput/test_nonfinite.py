@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 
 from macrobatch.costs import MSE, CrossEntropy
-from macrobatch.engine import toDevice
+from macrobatch.engine import setSeed, toDevice
 from macrobatch.engine.errors import NonFiniteError
 from macrobatch.handlers import Calculator, Validator
+from macrobatch.handlers.fit import Fit
+from macrobatch.modules import Linear
+from macrobatch.optimizers.schedules import LinearWarmup
 from macrobatch.optimizers import SGD, Adam, GradientAccumulation
 
 
@@ -134,3 +137,18 @@ def test_skip_drops_batches_with_infinite_gradients_and_keeps_training_on_the_re
     trainer.trainFromHost(data, target, macroBatchSize=120, random=False)
     assert trainer.skippedBatches == 0  # counted per call; the skipped NaN gradients left nothing behind
 
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_fit_with_skip_does_not_advance_a_per_batch_schedule_on_skipped_batches():
+    data, target = regression()
+    setSeed(0)
+    net = Linear(8, 3)
+    optimizer = SGD(0.01)
+    optimizer.setupOn(net)
+    schedule = LinearWarmup(optimizer, 100)
+    fit = Fit(net, GradSpike({1, 4}), optimizer, batchsize=20, macroBatchSize=120, schedule=schedule, random=False,
+              valCost=MSE(), onNonFinite="skip")
+    fit.run(data, target, epochs=1)
+    assert fit.trainer.skippedBatches == 2 and optimizer.steps == 4
+    assert schedule.steps == 4

@@ -16,8 +16,10 @@ from macrobatch.cli import main
 from macrobatch.costs.crossentropy import CrossEntropy
 from macrobatch.engine import setSeed
 from macrobatch.handlers.callbacks import Callback, CSVLogger, ModelCheckpoint, latestCheckpoint
+from macrobatch.handlers.callbacks.modelcheckpoint import checkpoints
 from macrobatch.handlers.fit import Fit
 from macrobatch.modules.activation import Activation
+from macrobatch.modules.dropout import Dropout
 from macrobatch.modules.linear import Linear
 from macrobatch.modules.sequential import Sequential
 from macrobatch.optimizers.adam import Adam
@@ -44,12 +46,13 @@ class Recorder(Callback):
         self.events.append(("interrupt", fit.epoch))
 
 
-def makeFit(callbacks=(), seed=3):
+def makeFit(callbacks=(), seed=3, macroBatchSize=100, dropout=False):
     setSeed(1)
-    net = Sequential(Linear(6, 16), Activation("relu"), Linear(16, 3))
+    net = Sequential(Linear(6, 16), Activation("relu"), *([Dropout(0.3)] if dropout else []), Linear(16, 3))
     optimizer = Adam(learnRate=0.01)
     optimizer.setupOn(net)
-    return Fit(net, CrossEntropy(), optimizer, batchsize=20, macroBatchSize=100, seed=seed, callbacks=callbacks)
+    return Fit(net, CrossEntropy(), optimizer, batchsize=20, macroBatchSize=macroBatchSize, seed=seed,
+               callbacks=callbacks)
 
 
 def interruptDuringUpdate(fit, atUpdate, presses=1):
@@ -139,6 +142,37 @@ def test_interrupted_run_resumes_from_the_last_completed_epoch_exactly(tmp_path)
         np.testing.assert_array_equal(resumed.mod.getState()[key], ary)
 
 
+def test_interrupted_run_resumes_mid_epoch_from_the_last_macrobatch_checkpoint_exactly(tmp_path):
+    """4 macrobatches of 50 samples (3 batches each) an epoch; Ctrl-C in the second batch of epoch 2's
+    third macrobatch leaves the checkpoint after its second; the resumed run, with Dropout drawing masks
+    and samples shuffled, ends bit-identical to a straight one, with the same epoch losses."""
+    straight = makeFit(macroBatchSize=50, dropout=True)
+    straight.run(x, y, epochs=3)
+    first = makeFit([ModelCheckpoint(tmp_path, keepLast=None, everyMacroBatches=1)], macroBatchSize=50, dropout=True)
+    interruptDuringUpdate(first, atUpdate=12 + 8)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(x, y, epochs=3)
+    latest = latestCheckpoint(tmp_path)
+    assert os.path.basename(latest) == "epoch-0001-mb000002.h5"
+    assert "epoch-0001-mb000004.h5" not in os.listdir(tmp_path)  # an epoch's end is epoch-NNNN.h5 only
+    resumed = makeFit([ModelCheckpoint(tmp_path, keepLast=None, everyMacroBatches=1)], macroBatchSize=50,
+                      dropout=True).resume(latest)
+    assert (resumed.epoch, resumed.position) == (1, 2)
+    resumed.run(x, y, epochs=3)
+    for key in ("loss", "accuracy", "learnRate"):
+        assert resumed.history[key] == straight.history[key]
+    for key, ary in straight.mod.getState().items():
+        np.testing.assert_array_equal(resumed.mod.getState()[key], ary)
+    assert os.path.basename(latestCheckpoint(tmp_path)) == "epoch-0003.h5"
+
+
+def test_checkpoints_sort_by_epoch_then_macrobatch(tmp_path):
+    for name in ("epoch-0002.h5", "epoch-0001-mb000010.h5", "epoch-0001.h5", "epoch-0001-mb000002.h5", "x.h5"):
+        (tmp_path / name).touch()
+    assert [os.path.basename(p) for p in checkpoints(tmp_path)] == [
+        "epoch-0001.h5", "epoch-0001-mb000002.h5", "epoch-0001-mb000010.h5", "epoch-0002.h5"]
+
+
 def test_csv_log_drops_rows_of_epochs_after_the_resumed_checkpoint(tmp_path):
     log = tmp_path / "log.csv"
     makeFit([CSVLogger(log)]).run(x, y, epochs=3)
@@ -195,3 +229,14 @@ def test_cli_interrupt_without_checkpoints_says_nothing_can_be_resumed(tmp_path,
     assert main(["train", "--model", "mlp", "--no-progress", "--curve", "none", "--out", str(tmp_path / "m.h5")]) == 130
     err = capsys.readouterr().err
     assert "stopped in epoch 1 of 15; no checkpoints were written (pass --checkpoints DIR" in err
+
+
+@pytest.mark.parametrize("kwargs", [{"every": 0}, {"keepLast": 0}, {"everyMacroBatches": 0}])
+def test_checkpoint_intervals_below_one_are_refused(tmp_path, kwargs):
+    with pytest.raises(ValueError, match="every, keepLast and everyMacroBatches must be at least 1"):
+        ModelCheckpoint(tmp_path, **kwargs)
+
+
+def test_a_start_macrobatch_outside_the_walk_is_refused():
+    with pytest.raises(ValueError, match=r"startMacroBatch must be in 0..2, got 3"):
+        makeFit().trainer.trainFromHost(x, y, macroBatchSize=100, startMacroBatch=3)
