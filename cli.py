@@ -9,8 +9,9 @@ from .costs.crossentropy import CrossEntropy
 from .datasets.digits import digitsH5
 from .datasets.inspect import classHistogram, formatReport, inspectH5
 from .engine import backend, serialize, setSeed
+from .engine.communicator import abortOnError, worldCommunicator
 from .engine.errors import MacrobatchError
-from .handlers import Calculator, Validator
+from .handlers import Calculator
 from .handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
 from .handlers.callbacks.modelcheckpoint import checkpointPosition
 from .handlers.fit import Fit
@@ -56,8 +57,11 @@ def makeSchedule(name, optimizer, epochs, validated):
     return None
 
 
-def trainCallbacks(args, validated):
-    """The callbacks the train command's options ask for."""
+def trainCallbacks(args, validated, lead=True):
+    """The callbacks the train command's options ask for; in a data-parallel job those that write
+    (bar, checkpoints, logs, curve) only for the lead process, rank 0."""
+    if not lead:
+        return [EarlyStopping("val_loss" if validated else "loss", patience=args.patience)] if args.patience else []
     callbacks = [ProgressBar(bar=not args.no_progress)]
     if args.checkpoints:
         callbacks.append(ModelCheckpoint(args.checkpoints, keepLast=3, monitor="val_loss" if validated else None,
@@ -103,6 +107,16 @@ def interruptNote(args, fit):
 
 
 def train(args):
+    """Train a model; under mpiexec with several processes, data-parallel (rank 0 writes and prints, a
+    failing process stops the job)."""
+    comm = worldCommunicator()
+    with abortOnError(comm):
+        trainOn(args, comm)
+
+
+def trainOn(args, comm):
+    lead = comm is None or comm.rank == 0
+    say = print if lead else lambda *args: None
     setSeed(args.seed)
     checkOutputs(args)
     path = Path(args.data) if args.data else digitsH5()
@@ -118,11 +132,12 @@ def train(args):
         if args.accumulate > 1:
             optimizer = GradientAccumulation(optimizer, args.accumulate)
         optimizer.setupOn(model)
-        print(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {classes} classes), "
-              f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}")
+        processes = "" if comm is None else f", {comm.size} processes"
+        say(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {classes} classes), "
+            f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}{processes}")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         fit = Fit(model, CrossEntropy(), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
-                  callbacks=trainCallbacks(args, bool(val)), seed=args.seed,
+                  callbacks=trainCallbacks(args, bool(val), lead), seed=args.seed, comm=comm,
                   schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
         if args.resume:
             latest = latestCheckpoint(args.checkpoints or "")
@@ -130,17 +145,18 @@ def train(args):
                 raise MacrobatchError(f"--resume: no checkpoint in {args.checkpoints!r} (pass --checkpoints DIR)")
             fit.resume(latest)
             inside = f" and {fit.position} macrobatch(es) of epoch {fit.epoch + 1}" if fit.position else ""
-            print(f"resumed from {latest} after epoch {fit.epoch}{inside}")
+            say(f"resumed from {latest} after epoch {fit.epoch}{inside}")
         try:
             fit.run(data, labels, args.epochs, *val)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(interruptNote(args, fit)) from None
-        model.save(args.out, inputShape=data.shape[1:])
-        print(f"saved {args.out}")
+        if lead:
+            model.save(args.out, inputShape=data.shape[1:])
+        say(f"saved {args.out}")
         final, split = (test, "test") if test else (val, "validation") if val else ([data, labels], "training")
-        validator = Validator(model, CrossEntropy(), batchsize=max(args.batchsize, 256))
+        validator = fit.validator
         validator.validateFromHost(*final, macroBatchSize=args.macrobatch)
-        print(f"{split} accuracy {validator.metrics['accuracy']:.4f} (loss {validator.metrics['error']:.4f})")
+        say(f"{split} accuracy {validator.metrics['accuracy']:.4f} (loss {validator.metrics['error']:.4f})")
 
 
 def inspectData(args):

@@ -16,6 +16,8 @@ from ..engine.backend import isCuda, isDeviceArray, toHost
 from ..engine.errors import ModelFileError
 from ..engine.random import hostRng
 from .calculator import Calculator
+from .distributedtrainer import DistributedTrainer
+from .distributedvalidator import DistributedValidator
 from .trainer import Trainer
 from .validator import Validator
 
@@ -29,10 +31,11 @@ def resident(ary):
     return isCuda and isDeviceArray(ary)
 
 
-def epochSeed(seed, epoch, macroBatch=None):
+def epochSeed(seed, epoch, macroBatch=None, rank=0):
     """The seed of the random sources at the start of an epoch (the macrobatch order) and of each of its
-    macrobatches (shuffles, dropout): a run resumed at any of these points draws what a straight one drew."""
-    entropy = [seed, epoch] if macroBatch is None else [seed, epoch, macroBatch]
+    macrobatches (shuffles, dropout; each process of a data-parallel job draws its own): a run resumed
+    at any of these points draws what a straight one drew."""
+    entropy = [seed, epoch] if macroBatch is None else [seed, epoch, macroBatch] + ([rank] if rank else [])
     return int(numpy.random.SeedSequence(entropy).generate_state(1)[0])
 
 
@@ -49,7 +52,10 @@ class Fit:
     macrobatch reseeds all random sources from (seed, epoch[, macrobatch]), so training is reproducible
     and a run resumed from a checkpoint, at an epoch's end or between two macrobatches, continues
     exactly (default: drawn once from the engine's generator). Ctrl-C stops training cleanly after the
-    current batch (see run). onNonFinite: the Trainer's ("skip" leaves out batches whose loss or
+    current batch (see run); in a data-parallel job it ends the job (MPI stops every process) and the
+    last checkpoint is where to resume. comm: an engine.communicator.Communicator of several processes
+    for data-parallel training (DistributedTrainer and DistributedValidator; rank 0's seed is used
+    everywhere; give writing callbacks to rank 0 only). onNonFinite: the Trainer's ("skip" leaves out batches whose loss or
     gradients are NaN or Inf; a per-batch schedule does not advance on them).
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
@@ -58,15 +64,23 @@ class Fit:
     """
 
     def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
-                 valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise"):
+                 valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise", comm=None):
         self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
-        self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize,
-                               onNonFinite=onNonFinite)
-        self.validator = Validator(mod, valCost if valCost is not None else type(cost)(), batchsize=batchsize,
-                                   metrics=metrics, onBatchFinish=self.checkInterrupt)
-        self.seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        valCost = valCost if valCost is not None else type(cost)()
+        if self.comm is None:
+            self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize,
+                                   onNonFinite=onNonFinite)
+            self.validator = Validator(mod, valCost, batchsize=batchsize, metrics=metrics,
+                                       onBatchFinish=self.checkInterrupt)
+        else:
+            self.trainer = DistributedTrainer(mod, cost, optimizer, self.comm, onBatchFinish=self.batchFinished,
+                                              batchsize=batchsize)
+            self.validator = DistributedValidator(mod, valCost, self.comm, batchsize=batchsize, metrics=metrics)
+        seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
+        self.seed = seed if self.comm is None else self.comm.allgather(seed)[0]
         self.epoch, self.epochs = 0, 0
         self.position = 0  # macrobatches of the current epoch done (a checkpoint taken between two of them)
         self.resumedAccumulator = None
@@ -128,7 +142,7 @@ class Fit:
         Only from the main thread and over Python's default handler: an application's own SIGINT
         handler is left alone (a KeyboardInterrupt it raises still reaches onInterrupt). Returns the
         handler to put back, or None."""
-        if (threading.current_thread() is not threading.main_thread()
+        if (threading.current_thread() is not threading.main_thread() or self.comm is not None
                 or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
             return None
 
@@ -169,7 +183,7 @@ class Fit:
 
     def macroBatchBegan(self, trainer, index):
         """Reseed for this macrobatch and, first in a resumed epoch, bring back its accumulated loss."""
-        setSeed(epochSeed(self.seed, self.epoch, index))
+        setSeed(epochSeed(self.seed, self.epoch, index, 0 if self.comm is None else self.comm.rank))
         if self.resumedAccumulator is not None:
             trainer.cost.setAccumulator(self.resumedAccumulator)
             self.resumedAccumulator = None

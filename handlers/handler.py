@@ -60,7 +60,7 @@ class Handler:
         macroBatchSize = checkPositiveInt(macroBatchSize, "macroBatchSize")
         if macroBatchSize < self.batchsize:
             raise ValueError(f"macroBatchSize ({macroBatchSize}) must be at least batchsize ({self.batchsize})")
-        spans = [(start, min(start + macroBatchSize, size)) for start in range(0, size, macroBatchSize)]
+        spans = self.hostSpans(size, macroBatchSize)
         if random:
             spans = [spans[i] for i in hostRng().permutation(len(spans))]
         if not 0 <= startMacroBatch <= len(spans):
@@ -89,6 +89,10 @@ class Handler:
         self.handleMacroBatch(0, 0, *blocks, random=random)
 
     # --- the walk -------------------------------------------------------------------------
+
+    def hostSpans(self, size, macroBatchSize):
+        """The (start, stop) sample ranges of the macrobatches of a host walk over size samples."""
+        return spanRange(0, size, macroBatchSize)
 
     def beginCall(self, spans):
         self.totalMacroBatches = len(spans)
@@ -177,6 +181,11 @@ class Handler:
     def prepareDevice(self, data, target=None):
         data = data.astype(self.dataDtype, copy=False)
         return (data,) if target is None else (data, self.prepareTarget(target))
+
+
+def spanRange(start, stop, step):
+    """Consecutive (a, b) ranges of at most step samples covering start..stop."""
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
 
 
 def checkFiniteBlock(ary, name, offset, where):

@@ -78,17 +78,26 @@ class Trainer(Handler):
             raise NonFiniteError(f"parameter gradients became NaN or Inf at {where} with a finite loss "
                                  f"({float(error)}); the step was not applied. Try a lower learning rate "
                                  "or gradient clipping")
+        self.step()
+
+    def step(self):
+        """Apply the optimizer to the batch's gradients (a data-parallel trainer reduces them first)."""
         self.optimizer.update()
 
     def gradsAreFinite(self):
         """Whether every parameter gradient is finite: a device bool. Reading each Variable's grad first
         zero-fills the gradients no module wrote this batch, so stale values are never judged."""
-        for var in self.mod.getVariables().values():
-            var.grad  # a parameter unused this batch would otherwise show the last (skipped) batch's NaN
+        self.settleGrads()
         ok = xp.ones((), dtype=bool)
         for grad in self.optimizer.gradArrays():
             ok &= xp.isfinite(grad).all()
         return ok
+
+    def settleGrads(self):
+        """Zero-fill, for real, the lazily zeroed gradients of parameters no module wrote this batch, so
+        whatever reads the flat gradient buffers next sees zeros there, not an earlier batch's values."""
+        for var in self.mod.getVariables().values():
+            var.grad  # reading a lazily zeroed gradient fills it
 
     def stepIsFinite(self, error):
         """Loss and gradients all finite: one flag read from the device (a sync per batch on the GPU)."""

@@ -1,0 +1,119 @@
+"""Communicator: rank, size and collectives for data-parallel training (issue 8).
+
+Processes are launched and found by MPI (``mpiexec -n 4 ...``), through mpi4py; nothing of ours
+speaks sockets. Host arrays are reduced with MPI's ``Allreduce``; on the CuPy backend device arrays
+go through NCCL (``cupy.cuda.nccl``), whose unique id rank 0 broadcasts over MPI. Collectives work in
+place on contiguous arrays; small host values (sizes, counts, flags) go through MPI's object calls.
+"""
+import contextlib
+import os
+import sys
+import traceback
+
+import numpy
+
+from .backend import isCuda, xp
+
+_ncclTypes = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64",
+              "int32": "NCCL_INT32", "int64": "NCCL_INT64"}
+
+#: Environment variables that MPI launchers set in every process they start.
+_launcherSizeVars = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+
+
+def launchedByMpi():
+    """Whether this process was started by an MPI launcher with more than one process."""
+    return any(int(os.environ.get(name, "1") or 1) > 1 for name in _launcherSizeVars)
+
+
+def worldCommunicator():
+    """A Communicator over every process of the job when it was launched with several MPI processes,
+    else None (a single process needs neither MPI nor mpi4py)."""
+    return Communicator() if launchedByMpi() else None
+
+
+@contextlib.contextmanager
+def abortOnError(comm):
+    """Around a process's work in a job of several: an exception (Ctrl-C included) prints its
+    traceback, with the rank, and aborts every process, instead of leaving the others waiting forever
+    in their next collective."""
+    try:
+        yield
+    except BaseException:
+        if comm is None or comm.size == 1:
+            raise
+        print(f"macrobatch: rank {comm.rank} of {comm.size} failed; stopping the job", file=sys.stderr)
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.abort(1)
+
+
+class Communicator:
+    """The processes of one data-parallel job. comm: an mpi4py communicator (default COMM_WORLD).
+
+    On the CuPy backend each process uses one GPU: the process's rank on its node picks the device
+    (one GPU per process), and an NCCL communicator carries the device collectives.
+    """
+
+    def __init__(self, comm=None):
+        try:
+            from mpi4py import MPI
+        except ImportError as e:
+            raise ImportError("data-parallel training needs mpi4py and an MPI library: pip install "
+                              "macrobatch[mpi] (and e.g. apt install openmpi-bin)") from e
+        self.mpi = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.nccl = self.makeNccl() if isCuda and self.size > 1 else None
+
+    def makeNccl(self):
+        from cupy.cuda import nccl
+        local = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED)
+        xp.cuda.Device(local.Get_rank() % xp.cuda.runtime.getDeviceCount()).use()
+        uid = self.comm.bcast(nccl.get_unique_id() if self.rank == 0 else None, root=0)
+        self.ncclModule = nccl
+        return nccl.NcclCommunicator(self.size, uid, self.rank)
+
+    def ncclType(self, ary):
+        name = _ncclTypes.get(ary.dtype.name)
+        if name is None:
+            raise TypeError(f"Communicator: NCCL cannot reduce {ary.dtype} arrays")
+        return getattr(self.ncclModule, name)
+
+    def allreduce(self, ary, op="sum"):
+        """Sum (or, with op="mean", average) ary over all processes, in place; returns ary."""
+        if op not in ("sum", "mean"):
+            raise ValueError(f"Communicator.allreduce: op must be 'sum' or 'mean', got {op!r}")
+        if self.size > 1:
+            if isinstance(ary, numpy.ndarray):
+                self.comm.Allreduce(self.mpi.IN_PLACE, ary, op=self.mpi.SUM)
+            else:
+                self.nccl.allReduce(ary.data.ptr, ary.data.ptr, ary.size, self.ncclType(ary),
+                                    self.ncclModule.NCCL_SUM, xp.cuda.get_current_stream().ptr)
+        if op == "mean":
+            ary /= self.size
+        return ary
+
+    def broadcast(self, ary, root=0):
+        """Copy root's ary into every process's ary, in place; returns ary."""
+        if self.size > 1:
+            if isinstance(ary, numpy.ndarray):
+                self.comm.Bcast(ary, root=root)
+            else:
+                self.nccl.bcast(ary.data.ptr, ary.size, self.ncclType(ary), root, xp.cuda.get_current_stream().ptr)
+        return ary
+
+    def allgather(self, value):
+        """The list of every process's value (small host objects: sizes, flags), by rank."""
+        return self.comm.allgather(value)
+
+    def sum(self, value):
+        """The sum of a host number over all processes."""
+        return self.comm.allreduce(value)
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def abort(self, code=1):
+        """End every process of the job now (one failed: the others must not wait on it forever)."""
+        self.comm.Abort(code)

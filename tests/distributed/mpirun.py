@@ -1,0 +1,71 @@
+"""Driver run under mpiexec by test_distributed.py: python mpirun.py MODE OUT.json [FILE.h5]."""
+import json
+import sys
+
+import h5py
+import numpy as np
+
+from macrobatch.costs import CrossEntropy
+from macrobatch.engine import setSeed
+from macrobatch.engine.communicator import Communicator, abortOnError
+from macrobatch.handlers.distributedtrainer import DistributedTrainer
+from macrobatch.handlers.distributedvalidator import DistributedValidator
+from macrobatch.handlers.validator import Validator
+from macrobatch.modules import Activation, Linear, Sequential
+from macrobatch.optimizers import SGD, Adam
+
+mode, out = sys.argv[1], sys.argv[2]
+comm = Communicator()
+
+
+def mlp(seed, optimizer):
+    setSeed(seed + comm.rank)  # different initial weights per rank: the broadcast must make them equal
+    net = Sequential(Linear(6, 16), Activation("relu"), Linear(16, 3))
+    optimizer.setupOn(net)
+    return net, optimizer
+
+
+def weights(net):
+    return {key: ary.tolist() for key, ary in net.getState().items()}
+
+
+class Recording(DistributedTrainer):
+    """Records the sample ids (column 0 of the data) of every batch it trains on."""
+
+    def __init__(self, *args, failAt=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen, self.failAt = [], failAt
+
+    def handleBatch(self, batch, idx, state):
+        if self.failAt is not None and idx == self.failAt:
+            raise ValueError(f"rank {self.comm.rank} fails on purpose at batch {idx}")
+        self.seen.extend(int(v) for v in np.asarray(batch[0][:, 0]))
+        super().handleBatch(batch, idx, state)
+
+
+with abortOnError(comm):
+    if mode == "equal":
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((200, 6)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+        net, optimizer = mlp(1, SGD(learnRate=0.1))  # SGD: a wrongly scaled gradient shows (Adam hides it)
+        trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=10)
+        for epoch in range(2):
+            trainer.trainFromHost(x, y, macroBatchSize=50, random=False)
+        result = {"weights": weights(net), "error": trainer.cost.getError()}
+    elif mode in ("visit", "fail"):
+        with h5py.File(sys.argv[3], "r") as f:
+            net, optimizer = mlp(1, Adam(learnRate=0.01))
+            trainer = Recording(net, CrossEntropy(), optimizer, comm, batchsize=10,
+                                failAt=3 if mode == "fail" and comm.rank == 1 else None)
+            trainer.trainFromHost(f["data"], f["labels"], macroBatchSize=40, random=True)
+            validator = DistributedValidator(net, CrossEntropy(), comm, batchsize=7)
+            valError = validator.validateFromHost(f["data"], f["labels"], macroBatchSize=30)
+            localError = Validator(net, CrossEntropy()).validateFromHost(f["data"], f["labels"])
+            result = {"seen": trainer.seen, "steps": optimizer.steps, "weights": weights(net),
+                      "error": trainer.cost.getError(), "valError": valError, "localError": localError,
+                      "valAccuracy": validator.metrics["accuracy"]}
+    results = comm.allgather(result)
+    if comm.rank == 0:
+        with open(out, "w") as f:
+            json.dump(results, f)

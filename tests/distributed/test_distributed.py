@@ -1,0 +1,134 @@
+"""Data-parallel training over MPI (issue 8): several processes started by mpiexec train one model.
+
+Each test runs mpirun.py under ``mpiexec -n N`` and checks what rank 0 gathered. They need Open MPI's
+mpiexec and mpi4py (.ci/run installs both) and are skipped, saying so, where either is missing."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from macrobatch.costs import CrossEntropy
+from macrobatch.engine import setSeed
+from macrobatch.engine.communicator import launchedByMpi
+from macrobatch.handlers.sharded import shardRange
+from macrobatch.handlers.trainer import Trainer
+from macrobatch.modules import Activation, Linear, Sequential
+from macrobatch.optimizers import SGD
+
+pytest.importorskip("mpi4py", reason="data-parallel tests need mpi4py (pip install macrobatch[mpi])")
+MPIEXEC = shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="data-parallel tests need an MPI launcher (mpiexec)")
+DRIVER = os.path.join(os.path.dirname(__file__), "mpirun.py")
+
+
+def mpiexec(ranks, *args, timeout=120):
+    """Run the driver on ranks processes; returns (completed process, seconds)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               MACROBATCH_CPU_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    start = time.perf_counter()
+    child = subprocess.run([MPIEXEC, "--oversubscribe", "-n", str(ranks), sys.executable, DRIVER, *map(str, args)],
+                           env=env, capture_output=True, text=True, timeout=timeout)
+    return child, time.perf_counter() - start
+
+
+def gathered(tmp_path, ranks, mode, *args):
+    out = tmp_path / "out.json"
+    child, _ = mpiexec(ranks, mode, out, *args)
+    assert child.returncode == 0, child.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_shards_are_contiguous_cover_everything_and_differ_by_at_most_one():
+    for size in (0, 1, 5, 203, 1000):
+        for ranks in (1, 2, 3, 7):
+            shards = [shardRange(size, r, ranks) for r in range(ranks)]
+            assert shards[0][0] == 0 and shards[-1][1] == size
+            assert all(a[1] == b[0] for a, b in zip(shards, shards[1:]))
+            lengths = [stop - start for start, stop in shards]
+            assert max(lengths) - min(lengths) <= 1
+
+
+def test_a_single_process_is_not_a_job():
+    assert not launchedByMpi()
+
+
+def test_two_ranks_train_the_weights_one_rank_trains_with_the_doubled_batch(tmp_path):
+    ranks = gathered(tmp_path, 2, "equal")
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # the same reduced step everywhere, bit for bit
+    assert ranks[0]["error"] == ranks[1]["error"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    # Rank r trains on samples 100r.. in macrobatches of 50 and batches of 10: step k of one process with
+    # batches of 20 takes rank 0's k-th batch and rank 1's k-th batch together.
+    order = [start + rank * 100 + np.arange(10) for m in range(2) for j in range(5)
+             for rank in range(2) for start in [50 * m + 10 * j]]
+    order = np.concatenate(order)
+    setSeed(1)
+    net = Sequential(Linear(6, 16), Activation("relu"), Linear(16, 3))
+    optimizer = SGD(learnRate=0.1)
+    optimizer.setupOn(net)
+    trainer = Trainer(net, CrossEntropy(), optimizer, batchsize=20)
+    for epoch in range(2):
+        trainer.trainFromHost(x[order], y[order], macroBatchSize=200, random=False)
+    for key, ary in net.getState().items():
+        np.testing.assert_allclose(np.array(ranks[0]["weights"][key], np.float32), ary, rtol=1e-5, atol=1e-6)
+    assert ranks[0]["error"] == pytest.approx(trainer.cost.getError(), rel=1e-6)
+
+
+def writeIds(path, samples):
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((samples, 6)).astype(np.float32)
+    data[:, 0] = np.arange(samples)  # the sample's id, exact in float32
+    with h5py.File(path, "w") as f:
+        f["data"], f["labels"] = data, rng.integers(0, 3, samples)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_every_sample_is_trained_once_across_ranks_and_validation_is_global(tmp_path, ranks):
+    path = tmp_path / "ids.h5"
+    writeIds(path, 203)  # unequal shards: some ranks take a zero-gradient step to stay matched
+    results = gathered(tmp_path, ranks, "visit", path)
+    seen = sorted(v for rank in results for v in rank["seen"])
+    assert seen == list(range(203))
+    assert len({rank["steps"] for rank in results}) == 1
+    assert all(rank["weights"] == results[0]["weights"] for rank in results)
+    assert all(rank["error"] == results[0]["error"] for rank in results)
+    for rank in results:  # every rank reports the global figure, as one process over all the data would
+        assert rank["valError"] == pytest.approx(results[0]["localError"], rel=1e-6)
+        assert rank["valAccuracy"] == results[0]["valAccuracy"]
+
+
+def test_a_failing_rank_stops_the_whole_job_with_its_error(tmp_path):
+    path = tmp_path / "ids.h5"
+    writeIds(path, 200)
+    child, seconds = mpiexec(2, "fail", tmp_path / "out.json", path, timeout=60)
+    assert child.returncode != 0
+    assert "rank 1 fails on purpose at batch 3" in child.stderr
+    assert "rank 1 of 2 failed; stopping the job" in child.stderr
+    assert seconds < 30
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_under_mpiexec_trains_with_rank_0_alone_writing_and_resumes(tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", MACROBATCH_CPU_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MACROBATCH_CACHE=str(tmp_path / "cache"))
+    command = [MPIEXEC, "--oversubscribe", "-n", "2", sys.executable, "-m", "macrobatch.cli", "train", "--model", "mlp",
+               "--no-progress", "--curve", "none", "--out", str(tmp_path / "m.h5"), "--checkpoints", str(tmp_path / "ck"),
+               "--csv", str(tmp_path / "log.csv")]
+    first = subprocess.run(command + ["--epochs", "2"], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("epoch   2/2") == 1 and "2 processes" in first.stdout  # rank 0 prints, alone
+    assert sorted(os.listdir(tmp_path / "ck")) == ["best.h5", "epoch-0001.h5", "epoch-0002.h5"]
+    second = subprocess.run(command + ["--epochs", "3", "--resume"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("resumed from") == 1 and "epoch   3/3" in second.stdout
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2", "3"]
