@@ -1,13 +1,18 @@
-"""Lowering of 2D windows to matrices, and the window geometry convolution and pooling share.
+"""Lowering of N-d windows to matrices for the convolutions, and the window geometry helpers they (and
+the pooling modules' CUDA kernels) share.
 
-``im2col`` turns an (N, C, H, W) image into the column matrix of shape (C*fh*fw, N*OH*OW): row
-(c, ki, kj) holds, for every output position (n, oh, ow), the input pixel that kernel offset
-(ki, kj) of channel c sees there. A convolution is then a single GEMM W(outmaps, C*fh*fw) @ cols.
-``col2im`` is its adjoint: it sums a column matrix back onto the image.
+``im2col`` turns an (N, C, *S) batch (S: 1, 2 or 3 spatial sizes) into the column matrix of shape
+(C*K, N*O) (K = prod(size), O = prod(outsize)): row (c, k) holds, for every output position (n, o), the
+input element that kernel offset k of channel c sees there. A convolution is then a single GEMM
+W(outmaps, C*K) @ cols. ``col2im`` is its adjoint: it sums a column matrix back onto the image.
+Dilation spaces the kernel taps: offset k reads the padded input at o*stride + k*dilation.
 
-On NumPy the lowering is one strided copy (a sliding-window view) and col2im a loop over the
-fh*fw kernel offsets adding strided slices; on CuPy each is one elementwise kernel.
+On NumPy the lowering is one strided copy (a sliding-window view) and col2im a loop over the K kernel
+offsets adding strided slices; on CuPy each is one elementwise kernel, written for 3 spatial dims
+(1D and 2D run it with leading unit dims).
 """
+import itertools
+
 import numpy
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -15,44 +20,49 @@ from .backend import isCuda, xp
 from .errors import ShapeError
 from .kernels import ElementwiseKernel
 
+axisNames = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+tupleNames = {1: "(l,) tuple", 2: "(h, w) pair", 3: "(d, h, w) triple"}
+
 
 def _isInt(value):
     return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
 
 
+def ntuple(value, what, minimum, nd):
+    """nd ints from an int or a sequence of nd ints, each at least minimum; what names the argument in errors."""
+    vals = (value,) * nd if _isInt(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(vals) != nd or not all(_isInt(v) and v >= minimum for v in vals):
+        raise ValueError(f"{what} must be an int or an {tupleNames[nd]} of ints >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in vals)
+
+
 def pair(value, what, minimum):
     """(h, w) from an int or a pair of ints, each at least minimum; what names the argument in errors."""
-    hw = (value, value) if _isInt(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(hw) != 2 or not all(_isInt(v) and v >= minimum for v in hw):
-        raise ValueError(f"{what} must be an int or an (h, w) pair of ints >= {minimum}, got {value!r}")
-    return int(hw[0]), int(hw[1])
+    return ntuple(value, what, minimum, 2)
 
 
-def poolGeometry(size, stride, pad):
-    """(size, stride, pad) pairs of a pooling window; stride None means stride = size (no overlap).
-    pad is at most half the window, as in PyTorch, so that every window holds a real pixel."""
-    size = pair(size, "size", 1)
-    stride = size if stride is None else pair(stride, "stride", 1)
-    pad = pair(pad, "pad", 0)
-    if any(2 * p > k for k, p in zip(size, pad)):
-        raise ValueError(f"pad {pad} must be at most half the window size {size}")
-    return size, stride, pad
+def extent(size, dilation=None):
+    """The span of a (dilated) window along each axis: dilation*(size-1) + 1."""
+    return tuple(size) if dilation is None else tuple(d * (k - 1) + 1 for k, d in zip(size, dilation))
 
 
-def checkImageShape(shape, size, pad, where, maps=None):
-    """Raise ShapeError unless shape is (batch, maps, height, width) (any maps when None) and the
-    padded image is at least the window size; where names the module in the message."""
-    if len(shape) != 4 or (maps is not None and shape[1] != maps):
-        layout = f"(batch, {'maps' if maps is None else maps}, height, width)"
-        raise ShapeError(f"{where}: expected input of shape {layout}, got {tuple(shape)}")
-    if any(n + 2 * p < k for n, k, p in zip(shape[2:], size, pad)):
-        raise ShapeError(f"{where}: input of shape {tuple(shape)} padded by {pad} is smaller than "
-                         f"the {size[0]}x{size[1]} window")
+def checkImageShape(shape, size, pad, where, maps=None, dilation=None):
+    """Raise ShapeError unless shape is (batch, maps, *spatial) with len(size) spatial axes (any maps
+    when None) and the padded input is at least the (dilated) window; where names the module."""
+    nd = len(size)
+    if len(shape) != nd + 2 or (maps is not None and shape[1] != maps):
+        layout = ", ".join(("batch", "maps" if maps is None else str(maps)) + axisNames[nd])
+        raise ShapeError(f"{where}: expected input of shape ({layout}), got {tuple(shape)}")
+    span = extent(size, dilation)
+    if any(n + 2 * p < k for n, k, p in zip(shape[2:], span, pad)):
+        raise ShapeError(f"{where}: input of shape {tuple(shape)} padded by {tuple(pad)} is smaller than "
+                         f"the {'x'.join(map(str, span))} window")
 
 
-def outSize(insize, size, stride, pad):
-    """(OH, OW) of a window of size sliding with stride over an (H, W) image padded by pad on each side."""
-    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(insize, size, stride, pad))
+def outSize(insize, size, stride, pad, dilation=None):
+    """The output sizes of a window of size (spaced by dilation) sliding with stride over an input of
+    insize padded by pad on each side."""
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(insize, extent(size, dilation), stride, pad))
 
 
 def buffer(ary, shape, dtype):
@@ -62,33 +72,24 @@ def buffer(ary, shape, dtype):
     return xp.empty(shape, dtype=dtype)
 
 
-def padImage(data, pad, value=0):
-    """data (N, C, H, W) padded by pad = (ph, pw) on each side with value; data itself when pad is zero."""
-    ph, pw = pad
-    if ph == 0 and pw == 0:
+def padImage(data, pad):
+    """data (.., *S) padded with zeros on its last len(pad) axes, by pad on each side; data itself when
+    pad is zero."""
+    if not any(pad):
         return data
-    n, c, h, w = data.shape
-    out = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=data.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = data
+    lead, spatial = data.shape[:-len(pad)], data.shape[-len(pad):]
+    out = xp.zeros(lead + tuple(n + 2 * p for n, p in zip(spatial, pad)), dtype=data.dtype)
+    out[(Ellipsis,) + tuple(slice(p, p + n) for n, p in zip(spatial, pad))] = data
     return out
 
 
-def cropImage(image, pad):
-    """image (N, C, Hp, Wp) without its pad borders, contiguous; image itself when pad is zero."""
-    ph, pw = pad
-    if ph == 0 and pw == 0:
-        return image
-    return xp.ascontiguousarray(image[:, :, ph:image.shape[2] - ph, pw:image.shape[3] - pw])
-
-
-def offsetViews(image, size, stride, outsize):
-    """For each kernel offset (ki, kj) in row-major order, the strided view of image (.., Hp, Wp) that
-    the offset sees at every output position: a list of fh*fw views of shape (.., OH, OW).
-    Pooling on NumPy runs one elementwise pass per view; reducing a reshaped (N, C, H/s, s, W/s, s)
-    view instead, even for side-by-side windows, measured 5-15x slower."""
-    (fh, fw), (sh, sw), (oh, ow) = size, stride, outsize
-    return [image[..., ki:ki + sh * (oh - 1) + 1:sh, kj:kj + sw * (ow - 1) + 1:sw]
-            for ki in range(fh) for kj in range(fw)]
+def offsetViews(image, size, stride, outsize, dilation=None):
+    """For each kernel offset (row-major over size), the strided view of image (.., *Sp) that the offset
+    sees at every output position: a list of prod(size) views of shape (.., *outsize)."""
+    dilation = dilation or (1,) * len(size)
+    return [image[(Ellipsis,) + tuple(slice(k * d, k * d + s * (o - 1) + 1, s)
+                                      for k, d, s, o in zip(offset, dilation, stride, outsize))]
+            for offset in itertools.product(*map(range, size))]
 
 
 # CUDA helper for the kernels that gather onto input pixels: the output positions o whose window
@@ -100,74 +101,102 @@ __device__ void coverRange(int pos, int size, int stride, int outsize, int* lo, 
 }
 """
 
+# The CUDA kernels take 3 spatial dims (d, h, w) and, for each, the input size S, output size O, kernel
+# size k, stride s, pad p and dilation l
+_geometryParams = ", ".join(f"int32 {v}{a}" for v in "SOkspl" for a in "dhw")
+
 _im2colKernel = ElementwiseKernel(
-    "raw T x, int32 N, int32 C, int32 H, int32 W, int32 OH, int32 OW, int32 fh, int32 fw, "
-    "int32 sh, int32 sw, int32 ph, int32 pw",
+    "raw T x, int32 N, int32 C, " + _geometryParams,
     "T col",
     """
-    int ow = i % OW; ptrdiff_t rest = i / OW;
-    int oh = rest % OH; rest /= OH;
+    int ow = i % Ow; ptrdiff_t rest = i / Ow;
+    int oh = rest % Oh; rest /= Oh;
+    int od = rest % Od; rest /= Od;
     int b = rest % N; rest /= N;
-    int kj = rest % fw; rest /= fw;
-    int ki = rest % fh;
-    int c = rest / fh;
-    int y = oh * sh - ph + ki, x0 = ow * sw - pw + kj;
-    col = (y >= 0 && y < H && x0 >= 0 && x0 < W) ? x[((ptrdiff_t)(b * C + c) * H + y) * W + x0] : (T)0;
+    int jw = rest % kw; rest /= kw;
+    int jh = rest % kh; rest /= kh;
+    int jd = rest % kd;
+    int c = rest / kd;
+    int z = od * sd - pd + jd * ld, y = oh * sh - ph + jh * lh, x0 = ow * sw - pw + jw * lw;
+    col = (z >= 0 && z < Sd && y >= 0 && y < Sh && x0 >= 0 && x0 < Sw)
+        ? x[(((ptrdiff_t)(b * C + c) * Sd + z) * Sh + y) * Sw + x0] : (T)0;
     """,
     "macrobatch_im2col")
 
+# Each image element sums the column entries of the kernel offsets j whose tap lands on it: padded
+# coordinate pos = o*stride + j*dilation for an output position o in range
 _col2imKernel = ElementwiseKernel(
-    "raw T col, int32 N, int32 C, int32 H, int32 W, int32 OH, int32 OW, int32 fh, int32 fw, "
-    "int32 sh, int32 sw, int32 ph, int32 pw",
+    "raw T col, int32 N, int32 C, " + _geometryParams,
     "T img",
     """
-    int x0 = i % W + pw; ptrdiff_t rest = i / W;
-    int y = rest % H + ph; rest /= H;
+    int x0 = i % Sw + pw; ptrdiff_t rest = i / Sw;
+    int y = rest % Sh + ph; rest /= Sh;
+    int z = rest % Sd + pd; rest /= Sd;
     int c = rest % C;
     int b = rest / C;
-    int ohLo, ohHi, owLo, owHi;
-    coverRange(y, fh, sh, OH, &ohLo, &ohHi);
-    coverRange(x0, fw, sw, OW, &owLo, &owHi);
     T acc = (T)0;
-    for (int oh = ohLo; oh <= ohHi; ++oh) {
-        for (int ow = owLo; ow <= owHi; ++ow) {
-            int k = (c * fh + y - oh * sh) * fw + x0 - ow * sw;
-            acc += col[(((ptrdiff_t)k * N + b) * OH + oh) * OW + ow];
+    for (int jd = 0; jd < kd; ++jd) {
+        int td = z - jd * ld;
+        if (td < 0 || td % sd != 0 || td / sd >= Od) continue;
+        for (int jh = 0; jh < kh; ++jh) {
+            int th = y - jh * lh;
+            if (th < 0 || th % sh != 0 || th / sh >= Oh) continue;
+            for (int jw = 0; jw < kw; ++jw) {
+                int tw = x0 - jw * lw;
+                if (tw < 0 || tw % sw != 0 || tw / sw >= Ow) continue;
+                ptrdiff_t k = ((ptrdiff_t)c * kd + jd) * kh * kw + jh * kw + jw;
+                acc += col[(((k * N + b) * Od + td / sd) * Oh + th / sh) * Ow + tw / sw];
+            }
         }
     }
     img = acc;
     """,
-    "macrobatch_col2im", preamble=coverPreamble)
+    "macrobatch_col2im")
 
 
-def im2col(data, size, stride, pad, out=None):
-    """The (C*fh*fw, N*OH*OW) column matrix of data (N, C, H, W), rows ordered (c, ki, kj) like a
-    flattened (outmaps, C, fh, fw) weight, columns ordered (n, oh, ow). Written into out when its
-    shape and dtype fit (a buffer kept between calls), else into a new array."""
-    n, c, h, w = data.shape
-    (fh, fw), (oh, ow) = size, outSize((h, w), size, stride, pad)
-    out = buffer(out, (c * fh * fw, n * oh * ow), data.dtype)
+def _cudaGeometry(spatial, outsize, size, stride, pad, dilation):
+    """The kernels' geometry arguments: each of the six per-axis tuples left-filled to 3 dims."""
+    fill = 3 - len(size)
+    return [v for values, unit in ((spatial, 1), (outsize, 1), (size, 1), (stride, 1), (pad, 0), (dilation, 1))
+            for v in (unit,) * fill + tuple(values)]
+
+
+def im2col(data, size, stride, pad, dilation=None, out=None):
+    """The (C*K, N*O) column matrix of data (N, C, *S), rows ordered (c, *k) like a flattened
+    (outmaps, C, *size) weight, columns ordered (n, *o). Written into out when its shape and dtype fit
+    (a buffer kept between calls), else into a new array."""
+    n, c, spatial, nd = data.shape[0], data.shape[1], data.shape[2:], len(size)
+    dilation = dilation or (1,) * nd
+    outsize = outSize(spatial, size, stride, pad, dilation)
+    out = buffer(out, (c * numpy.prod(size, dtype=int), n * numpy.prod(outsize, dtype=int)), data.dtype)
     if isCuda:
-        _im2colKernel(xp.ascontiguousarray(data), n, c, h, w, oh, ow, fh, fw, *stride, *pad, out)
+        _im2colKernel(xp.ascontiguousarray(data), n, c, *_cudaGeometry(spatial, outsize, size, stride, pad, dilation),
+                      out)
         return out
-    windows = sliding_window_view(padImage(data, pad), size, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
-    xp.copyto(out.reshape(c, fh, fw, n, oh, ow), windows.transpose(1, 4, 5, 0, 2, 3))
+    axes = tuple(range(2, 2 + nd))
+    windows = sliding_window_view(padImage(data, pad), extent(size, dilation), axis=axes)
+    windows = windows[(Ellipsis,) + tuple(slice(None, None, s) for s in stride) + tuple(slice(None, None, d)
+                                                                                        for d in dilation)]
+    order = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + axes
+    xp.copyto(out.reshape((c,) + tuple(size) + (n,) + outsize), windows.transpose(order))
     return out
 
 
-def col2im(cols, shape, size, stride, pad):
-    """Sum the column matrix cols (C*fh*fw, N*OH*OW) back onto a new (N, C, H, W) image of the given
-    shape: every pixel gets the sum of the entries that im2col copied it to (the adjoint of im2col)."""
-    n, c, h, w = shape
-    (fh, fw), (ph, pw) = size, pad
-    oh, ow = outSize((h, w), size, stride, pad)
+def col2im(cols, shape, size, stride, pad, dilation=None):
+    """Sum the column matrix cols (C*K, N*O) back onto a new (N, C, *S) image of the given shape: every
+    element gets the sum of the entries that im2col copied it to (the adjoint of im2col)."""
+    n, c, spatial, nd = shape[0], shape[1], tuple(shape[2:]), len(size)
+    dilation = dilation or (1,) * nd
+    outsize = outSize(spatial, size, stride, pad, dilation)
     if isCuda:
         out = xp.empty(shape, dtype=cols.dtype)
-        _col2imKernel(xp.ascontiguousarray(cols), n, c, h, w, oh, ow, fh, fw, *stride, ph, pw, out)
+        _col2imKernel(xp.ascontiguousarray(cols), n, c, *_cudaGeometry(spatial, outsize, size, stride, pad, dilation),
+                      out)
         return out
     # Accumulating in (C, N, ..) order keeps both operands of each add in the same order: faster slices
-    image = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    cols = cols.reshape(c, fh * fw, n, oh, ow)
-    for k, view in enumerate(offsetViews(image, size, stride, (oh, ow))):
+    image = xp.zeros((c, n) + tuple(s + 2 * p for s, p in zip(spatial, pad)), dtype=cols.dtype)
+    cols = cols.reshape((c, -1, n) + outsize)
+    for k, view in enumerate(offsetViews(image, size, stride, outsize, dilation)):
         view += cols[:, k]
-    return xp.ascontiguousarray(image[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+    crop = image[(Ellipsis,) + tuple(slice(p, p + s) for s, p in zip(spatial, pad))]
+    return xp.ascontiguousarray(crop.swapaxes(0, 1))

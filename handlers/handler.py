@@ -158,14 +158,20 @@ class Handler:
             raise DatasetError(f"data: empty {what}, nothing to process")
         if target is not None and target.shape[0] != size:
             raise ShapeError(f"data has {size} samples but target has {target.shape[0]}")
-        if not hostCastable(data.dtype, self.dataDtype):
-            raise DtypeError(f"data: dtype {data.dtype} cannot be used as {self.dataDtype} input; give floating, "
-                             "integer or boolean data")
+        want = self.dataDtype
+        if not (data.dtype.kind in "iu" if want.kind in "iu" else hostCastable(data.dtype, want)):
+            raise DtypeError(f"data: dtype {data.dtype} cannot be used as {want} input; give "
+                             + ("integer indices" if want.kind in "iu" else "floating, integer or boolean data"))
         return size
 
     @property
     def dataDtype(self):
-        return numpy.dtype(self.mod.dtype or defaultDtype)
+        """The dtype data is uploaded in: the first layer's indexDtype when it takes indices (an Embedder),
+        else the parameters' float dtype."""
+        first = self.mod
+        while first.children():
+            first = next(iter(first.children().values()))
+        return numpy.dtype(getattr(first, "indexDtype", None) or self.mod.dtype or defaultDtype)
 
     def prepareTarget(self, target):
         """Validate and convert a block of targets (subclasses with a cost delegate to it)."""

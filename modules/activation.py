@@ -12,32 +12,43 @@ _geluC = 0.7978845608028654
 _geluA = 0.044715
 _geluPreamble = f"#define GELU_C {_geluC!r}\n#define GELU_A {_geluA!r}\n"
 
+# SELU's fixed constants (Klambauer et al. 2017, as torch.nn.SELU): selu(x) = scale * elu(x, alpha)
+_seluAlpha = 1.6732632423543772848170429916717
+_seluScale = 1.0507009873554804934193349852946
+_seluPreamble = f"#define SELU_ALPHA {_seluAlpha!r}\n#define SELU_SCALE {_seluScale!r}\n"
+
 
 class ActivationFunctions(NamedTuple):
     """One activation's CPU and GPU paths.
 
-    forward(x, out, slope) writes f(x) into out; backward(grad, z, slope) returns the input gradient,
-    where z is the output y when fromOutput (the derivative is a function of y, so the input need
-    not be kept) and the input x otherwise. The CUDA kernels take the same arguments: (x, slope) -> y
-    and (grad, z, slope) -> dx. slope is only read by leakyRelu.
+    params names the constructor arguments the activation reads (("alpha",) for elu), passed in that
+    order after the arrays, as scalars of the data's dtype. forward(x, out, *params) writes f(x) into
+    out; backward(grad, z, *params) returns the input gradient, where z is the output y when
+    fromOutput (the derivative is a function of y, so the input need not be kept) and the input x
+    otherwise. The CUDA kernels take the same arguments: (x, *params) -> y and (grad, z, *params) -> dx.
     """
     forward: Callable
     backward: Callable
     fromOutput: bool
+    params: tuple
     cudaForward: ElementwiseKernel
     cudaBackward: ElementwiseKernel
 
 
-def _kernels(name, forward, backward, z, preamble=""):
-    return (ElementwiseKernel("T x, T slope", "T y", forward, f"macrobatch_{name}_forward", preamble),
-            ElementwiseKernel(f"T g, T {z}, T slope", "T dx", backward, f"macrobatch_{name}_backward", preamble))
+def _entry(name, forward, backward, z, cudaForward, cudaBackward, params=(), preamble=""):
+    """The table entry of an activation whose backward reads z: "y" (the output) or "x" (the input)."""
+    args = "".join(f", T {p}" for p in params)
+    return ActivationFunctions(
+        forward, backward, z == "y", params,
+        ElementwiseKernel(f"T x{args}", "T y", cudaForward, f"macrobatch_{name}_forward", preamble),
+        ElementwiseKernel(f"T g, T {z}{args}", "T dx", cudaBackward, f"macrobatch_{name}_backward", preamble))
 
 
-def _reluForward(x, out, slope):
+def _reluForward(x, out):
     return xp.maximum(x, 0, out=out)
 
 
-def _reluBackward(grad, y, slope):
+def _reluBackward(grad, y):
     return grad * (y > 0)
 
 
@@ -61,24 +72,34 @@ def _reciprocalOnePlusExp(out):
     return xp.reciprocal(out, out=out)
 
 
-def _sigmoidForward(x, out, slope):
+def _sigmoidForward(x, out):
     return _reciprocalOnePlusExp(xp.negative(x, out=out))
 
 
-def _sigmoidBackward(grad, y, slope):
+def _sigmoidBackward(grad, y):
     dx = 1 - y
     dx *= y
     dx *= grad
     return dx
 
 
-def _tanhForward(x, out, slope):
+def _tanhForward(x, out):
     return xp.tanh(x, out=out)
 
 
-def _tanhBackward(grad, y, slope):
+def _tanhBackward(grad, y):
     dx = xp.square(y)
     xp.subtract(1, dx, out=dx)
+    dx *= grad
+    return dx
+
+
+def _gatedBackward(grad, p, dx):
+    """Gradient of x p, p = sigmoid(k(x)) a gate: d/dx x p = p (1 + s (1 - p)), s = x k'(x).
+    dx holds s on entry and grad * p (1 + s (1 - p)) on return."""
+    dx *= 1 - p
+    dx += 1
+    dx *= p
     dx *= grad
     return dx
 
@@ -94,73 +115,188 @@ def _geluGate(x, out):
     return _reciprocalOnePlusExp(out)
 
 
-def _geluForward(x, out, slope):
+def _geluForward(x, out):
     _geluGate(x, out)
     out *= x
     return out
 
 
-def _geluBackward(grad, x, slope):
-    # d/dx x p = p (1 + s (1 - p)), p = sigmoid(2u), s = 2 x du/dx = 2 sqrt(2 / pi) x (1 + 3 a x^2)
+def _geluBackward(grad, x):
+    # the gate is sigmoid(2u), so s = 2 x du/dx = 2 sqrt(2 / pi) x (1 + 3 a x^2)
     p = _geluGate(x, xp.empty_like(x))
-    dx = xp.square(x)
-    dx *= 3 * _geluA
-    dx += 1
-    dx *= x
-    dx *= 2 * _geluC
-    dx *= 1 - p
-    dx += 1
-    dx *= p
+    s = xp.square(x)
+    s *= 3 * _geluA
+    s += 1
+    s *= x
+    s *= 2 * _geluC
+    return _gatedBackward(grad, p, s)
+
+
+def _swishForward(x, out):
+    _sigmoidForward(x, out)
+    out *= x
+    return out
+
+
+def _swishBackward(grad, x):
+    return _gatedBackward(grad, _sigmoidForward(x, xp.empty_like(x)), x.copy())
+
+
+def _eluForward(x, out, alpha):
+    # expm1 of min(x, 0): exact near 0 and never overflows for the x > 0 that copyto replaces
+    xp.minimum(x, 0, out=out)
+    xp.expm1(out, out=out)
+    out *= alpha
+    xp.copyto(out, x, where=x > 0)
+    return out
+
+
+def _eluBackward(grad, x, alpha):
+    # from the input: alpha exp(x) = y + alpha would lose all relative precision for x << 0
+    dx = xp.minimum(x, 0)
+    xp.exp(dx, out=dx)
+    dx *= alpha
+    xp.copyto(dx, 1, where=x > 0)
     dx *= grad
     return dx
 
 
+def _seluForward(x, out):
+    _eluForward(x, out, _seluAlpha)
+    out *= _seluScale
+    return out
+
+
+def _seluBackward(grad, x):
+    dx = _eluBackward(grad, x, _seluAlpha)
+    dx *= _seluScale
+    return dx
+
+
+def _softPlusForward(x, out, beta, threshold):
+    # log(1 + exp(t)) = max(t, 0) + log1p(exp(-|t|)), t = beta x: no overflow, no cancellation
+    t = xp.multiply(x, beta)
+    linear = t > threshold
+    xp.abs(t, out=out)
+    xp.negative(out, out=out)
+    xp.exp(out, out=out)
+    xp.log1p(out, out=out)
+    out += xp.maximum(t, 0, out=t)
+    out /= beta
+    xp.copyto(out, x, where=linear)
+    return out
+
+
+def _softPlusBackward(grad, x, beta, threshold):
+    dx = xp.multiply(x, -beta)
+    linear = dx < -threshold
+    _reciprocalOnePlusExp(dx)  # sigmoid(beta x)
+    dx *= grad
+    xp.copyto(dx, grad, where=linear)
+    return dx
+
+
+def _clipForward(x, out, low, high):
+    return xp.clip(x, low, high, out=out)
+
+
+def _clipBackward(grad, y, low, high):
+    # y is strictly inside (low, high) exactly where x is, so the output decides, as torch's Hardtanh
+    inside = y > low
+    inside &= y < high
+    return grad * inside
+
+
 activations = {
-    "relu": ActivationFunctions(_reluForward, _reluBackward, True, *_kernels(
-        "relu", "y = x > (T)0 ? x : (T)0", "dx = y > (T)0 ? g : (T)0", "y")),
-    "leakyRelu": ActivationFunctions(_leakyReluForward, _leakyReluBackward, False, *_kernels(
-        "leaky_relu", "y = x > (T)0 ? x : x * slope", "dx = x > (T)0 ? g : g * slope", "x")),
-    "sigmoid": ActivationFunctions(_sigmoidForward, _sigmoidBackward, True, *_kernels(
-        "sigmoid", "y = (T)1 / ((T)1 + exp(-x))", "dx = g * y * ((T)1 - y)", "y")),
-    "tanh": ActivationFunctions(_tanhForward, _tanhBackward, True, *_kernels(
-        "tanh", "y = tanh(x)", "dx = g * ((T)1 - y * y)", "y")),
-    "gelu": ActivationFunctions(_geluForward, _geluBackward, False, *_kernels(
-        "gelu",
+    "relu": _entry("relu", _reluForward, _reluBackward, "y",
+                   "y = x > (T)0 ? x : (T)0", "dx = y > (T)0 ? g : (T)0"),
+    "leakyRelu": _entry("leaky_relu", _leakyReluForward, _leakyReluBackward, "x",
+                        "y = x > (T)0 ? x : x * slope", "dx = x > (T)0 ? g : g * slope", ("slope",)),
+    "sigmoid": _entry("sigmoid", _sigmoidForward, _sigmoidBackward, "y",
+                      "y = (T)1 / ((T)1 + exp(-x))", "dx = g * y * ((T)1 - y)"),
+    "tanh": _entry("tanh", _tanhForward, _tanhBackward, "y",
+                   "y = tanh(x)", "dx = g * ((T)1 - y * y)"),
+    "gelu": _entry(
+        "gelu", _geluForward, _geluBackward, "x",
         "y = x / ((T)1 + exp((T)(-2 * GELU_C) * (x + (T)GELU_A * x * x * x)))",
         "T p = (T)1 / ((T)1 + exp((T)(-2 * GELU_C) * (x + (T)GELU_A * x * x * x)));"
         "T s = (T)(2 * GELU_C) * x * ((T)1 + (T)(3 * GELU_A) * x * x);"
         "dx = g * p * ((T)1 + s * ((T)1 - p))",
-        "x", _geluPreamble)),
+        preamble=_geluPreamble),
+    "swish": _entry("swish", _swishForward, _swishBackward, "x",
+                    "y = x / ((T)1 + exp(-x))",
+                    "T p = (T)1 / ((T)1 + exp(-x)); dx = g * p * ((T)1 + x * ((T)1 - p))"),
+    "elu": _entry("elu", _eluForward, _eluBackward, "x",
+                  "y = x > (T)0 ? x : alpha * (T)expm1(x)", "dx = x > (T)0 ? g : g * alpha * (T)exp(x)",
+                  ("alpha",)),
+    "selu": _entry("selu", _seluForward, _seluBackward, "x",
+                   "y = (T)SELU_SCALE * (x > (T)0 ? x : (T)SELU_ALPHA * (T)expm1(x))",
+                   "dx = g * (T)SELU_SCALE * (x > (T)0 ? (T)1 : (T)SELU_ALPHA * (T)exp(x))",
+                   preamble=_seluPreamble),
+    "softPlus": _entry("softplus", _softPlusForward, _softPlusBackward, "x",
+                       "T t = x * beta;"
+                       "y = t > threshold ? x : ((t > (T)0 ? t : (T)0) + (T)log1p(exp(t > (T)0 ? -t : t))) / beta",
+                       "T t = x * beta; dx = t > threshold ? g : g / ((T)1 + exp(-t))",
+                       ("beta", "threshold")),
+    "clip": _entry("clip", _clipForward, _clipBackward, "y",
+                   "y = x < low ? low : (x > high ? high : x)", "dx = y > low && y < high ? g : (T)0",
+                   ("low", "high")),
 }
+
+aliases = {"silu": "swish"}
 
 
 class Activation(Module):
     """Elementwise nonlinearity, any input shape and float dtype.
 
-    activation: one of "relu", "leakyRelu" (x for x > 0, else slope * x), "sigmoid", "tanh",
-    "gelu". gelu is the tanh approximation 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as
-    torch's gelu(approximate="tanh"): the exact form needs erf, which NumPy does not have. It is
-    evaluated as x * sigmoid(2 sqrt(2 / pi) (x + 0.044715 x^3)), the same function without the
-    cancellation of 1 + tanh for negative x.
+    activation: one of
+      "relu";
+      "leakyRelu": x for x > 0, else slope * x;
+      "sigmoid", "tanh";
+      "gelu": the tanh approximation 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as torch's
+        gelu(approximate="tanh") (the exact form needs erf, which NumPy does not have), evaluated as
+        x * sigmoid(2 sqrt(2 / pi) (x + 0.044715 x^3)), the same function without the cancellation
+        of 1 + tanh for negative x;
+      "swish" (or "silu"): x * sigmoid(x);
+      "elu": x for x > 0, else alpha * (exp(x) - 1);
+      "selu": scale * elu(x, alpha) with torch's fixed alpha ~1.6733 and scale ~1.0507;
+      "softPlus": log(1 + exp(beta x)) / beta, and x itself where beta x > threshold, as torch's
+        Softplus (beta > 0);
+      "clip": x clamped to [low, high], as torch's Hardtanh: gradient 1 strictly inside, 0 elsewhere.
+    Each activation reads only its own arguments; the others keep their defaults and are ignored.
+    Every form avoids overflow and cancellation in both tails (exp of a non-positive argument only).
     """
 
-    def __init__(self, activation, slope=0.01, name=None):
+    def __init__(self, activation, slope=0.01, alpha=1.0, beta=1.0, threshold=20.0, low=-1.0, high=1.0,
+                 name=None):
         super().__init__(name)
         self.registerBlueprint(locals())
-        if activation not in activations:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(activations)}")
-        self.activation, self.slope = activation, slope
-        self.functions = activations[activation]
+        known = aliases.get(activation, activation)
+        if known not in activations:
+            raise ValueError(f"unknown activation {activation!r}; expected one of "
+                             f"{sorted(list(activations) + list(aliases))}")
+        if not beta > 0:
+            raise ValueError(f"{self.describe()}: softPlus beta must be positive, got {beta}")
+        if not low < high:
+            raise ValueError(f"{self.describe()}: clip needs low < high, got low={low}, high={high}")
+        self.activation = activation
+        self.slope, self.alpha, self.beta, self.threshold = slope, alpha, beta, threshold
+        self.low, self.high = low, high
+        self.functions = activations[known]
+
+    def params(self, dtype):
+        """The values of the arguments this activation reads, as scalars of dtype."""
+        return [dtype.type(getattr(self, p)) for p in self.functions.params]
 
     def updateData(self, data):
-        slope = data.dtype.type(self.slope)
+        params = self.params(data.dtype)
         if isCuda:
-            return self.functions.cudaForward(data, slope)
-        return self.functions.forward(data, xp.empty_like(data), slope)
+            return self.functions.cudaForward(data, *params)
+        return self.functions.forward(data, xp.empty_like(data), *params)
 
     def updateGrad(self, grad):
         z = self.data if self.functions.fromOutput else self.inData
-        slope = grad.dtype.type(self.slope)
+        params = self.params(grad.dtype)
         if isCuda:
-            return self.functions.cudaBackward(grad, z, slope)
-        return self.functions.backward(grad, z, slope)
+            return self.functions.cudaBackward(grad, z, *params)
+        return self.functions.backward(grad, z, *params)

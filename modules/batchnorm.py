@@ -1,4 +1,4 @@
-"""BatchNorm: batch normalisation of (batch, maps) inputs, the computation BatchNorm2D reuses."""
+"""BatchNorm: batch normalisation of (batch, maps) inputs, the computation BatchNorm1D, 2D and 3D reuse."""
 import math
 
 from ..engine.backend import isCuda, xp
@@ -18,7 +18,8 @@ class BatchNorm(Module):
     Eval mode normalises with the running statistics, so its backward is the affine one.
     affine: train ``scale`` (init 1) and ``bias`` (init 0), both of shape (maps,).
 
-    Subclasses set ``rank`` and ``layout``: statistics are taken over every axis but axis 1 (maps).
+    Subclasses set ``ranks``, the input ranks they take, and ``layout``, their shape in error messages:
+    statistics are taken over every axis but axis 1 (maps).
 
     Each mode is one affine map per channel, y = x * k + shift with k = scale / std; its coefficients
     are computed on (maps,) arrays so that the full-size data is crossed as few times as possible.
@@ -26,7 +27,7 @@ class BatchNorm(Module):
     holds) for its backward, dx = k * (g - mean(g) - xc * mean(g * xc) / std**2).
     """
 
-    rank = 2
+    ranks = (2,)
     layout = "(batch, {maps})"
 
     affineKernel = ElementwiseKernel(
@@ -45,8 +46,6 @@ class BatchNorm(Module):
         super().__init__(name)
         self.registerBlueprint(locals())
         self.maps, self.epsilon, self.momentum, self.affine = maps, epsilon, momentum, affine
-        self.axes = (0,) + tuple(range(2, self.rank))
-        self.statShape = (1, maps) + (1,) * (self.rank - 2)
         if affine:
             self.vars["scale"] = Variable(xp.ones((maps,), dtype=defaultDtype))
             self.vars["bias"] = Variable(xp.zeros((maps,), dtype=defaultDtype))
@@ -61,7 +60,7 @@ class BatchNorm(Module):
         return self.attrs["mean"].dtype
 
     def checkDataShape(self, shape):
-        if len(shape) != self.rank or shape[1] != self.maps:
+        if len(shape) not in self.ranks or shape[1] != self.maps:
             raise ShapeError(f"{self.describe()}: expected input of shape {self.layout.format(maps=self.maps)}, "
                              f"got {tuple(shape)}")
         if self.train and math.prod(shape) // self.maps < 2:
@@ -72,15 +71,16 @@ class BatchNorm(Module):
         """A (maps,) array shaped to broadcast against inputs of the given shape. On the CPU it is
         repeated over one sample, (1, maps, ...): NumPy broadcasts that over the batch axis in long
         contiguous loops, about twice as fast as a stride-0 value inside every map."""
-        ary = ary.reshape(self.statShape)
+        ary = ary.reshape((1, self.maps) + (1,) * (len(shape) - 2))
         return ary if isCuda else xp.broadcast_to(ary, (1,) + shape[1:]).copy()
 
     def mapSum(self, a, b=None):
         """Per-map sum of a, or of a * b, shaped (maps,), without a full-size temporary (on the CPU
         one einsum pass, as accurate in float32 as NumPy's sum on such data)."""
         if isCuda:
-            return a.sum(axis=self.axes) if b is None else self.productSumKernel(a, b, axis=self.axes)
-        dims = list(range(self.rank))
+            axes = (0,) + tuple(range(2, a.ndim))
+            return a.sum(axis=axes) if b is None else self.productSumKernel(a, b, axis=axes)
+        dims = list(range(a.ndim))
         return xp.einsum(a, dims, [1]) if b is None else xp.einsum(a, dims, b, dims, [1])
 
     def centre(self, data, mean):

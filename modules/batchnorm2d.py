@@ -7,5 +7,5 @@ class BatchNorm2D(BatchNorm):
     the batch and both spatial axes (0, 2, 3), as PyTorch's BatchNorm2d. Arguments, parameters,
     running statistics and train/eval behaviour are those of BatchNorm."""
 
-    rank = 4
+    ranks = (4,)
     layout = "(batch, {maps}, height, width)"

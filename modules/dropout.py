@@ -12,7 +12,8 @@ class Dropout(Module):
     so eval mode (where it is the identity) sees the same expected activations.
 
     The mask is drawn with engine.random.uniform, so setSeed makes it reproducible; backward
-    applies the same mask. Any input shape and float dtype.
+    applies the same mask. Any input shape and float dtype. Subclasses that drop whole groups of
+    inputs (Dropout2D: whole maps) override maskShape; the mask broadcasts over the input.
     """
 
     maskKernel = ElementwiseKernel("T x, bool keep, T scale", "T y", "y = keep ? x * scale : (T)0",
@@ -22,12 +23,16 @@ class Dropout(Module):
         super().__init__(name)
         self.registerBlueprint(locals())
         if not 0 <= p < 1:
-            raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+            raise ValueError(f"{self.describe()}: dropout probability p must be in [0, 1), got {p}")
         self.p = p
         self.keep = None
 
+    def maskShape(self, shape):
+        """The shape of the keep mask for an input of this shape: one draw per element."""
+        return shape
+
     def applyMask(self, ary):
-        """ary * keep / (1 - p), for the forward data and the backward gradient alike."""
+        """ary * keep / (1 - p), for the forward data and the backward gradient alike (keep broadcasts)."""
         scale = ary.dtype.type(1 / (1 - self.p))
         if isCuda:
             return self.maskKernel(ary, self.keep, scale)
@@ -39,7 +44,7 @@ class Dropout(Module):
         if not self.train or self.p == 0:
             self.keep = None
             return data
-        self.keep = random.uniform(data.shape, numpy.float32) >= self.p
+        self.keep = random.uniform(self.maskShape(data.shape), numpy.float32) >= self.p
         return self.applyMask(data)
 
     def updateGrad(self, grad):

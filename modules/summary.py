@@ -12,7 +12,9 @@ from .activation import Activation
 from .batchnorm import BatchNorm
 from .dropout import Dropout
 from .flatten import Flatten
+from .identity import Identity
 from .linear import Linear
+from .multimodule import shapeOf
 from .softmax import SoftMax
 
 # Bytes per parameter of the data types the memory estimate is given for (the seed: params * type size).
@@ -20,7 +22,7 @@ memoryDtypes = {"float32": 4, "float16": 2, "int8": 1}
 
 # Leaves that take a (batch, features) input whatever its width, so a vector input passes them unchanged
 # on its way to the first layer that fixes the width.
-_vectorPassing = (Activation, Dropout, Flatten, SoftMax)
+_vectorPassing = (Activation, Dropout, Flatten, Identity, SoftMax)
 
 
 def memoryBytes(paramCount):
@@ -82,10 +84,10 @@ def summary(module, inputShape, batchsize=1):
     with _evalMode(module):
         out = module(xp.zeros(inShape, dtype=module.dtype or defaultDtype))
     rows = [{"name": path, "type": type(leaf).__name__,
-             "outShape": None if leaf.data is None else tuple(leaf.data.shape),
+             "outShape": shapeOf(leaf.data),
              "paramCount": sum(var.size for var in leaf.vars.values())} for path, leaf in leaves]
     paramCount = module.paramCount()
-    return {"rows": rows, "inputShape": inShape, "outputShape": tuple(out.shape), "paramCount": paramCount,
+    return {"rows": rows, "inputShape": inShape, "outputShape": shapeOf(out), "paramCount": paramCount,
             "memory": memoryBytes(paramCount)}
 
 

@@ -33,9 +33,24 @@ class Optimizer:
     Both update methods work on one buffer at a time: a flat buffer with global state, one
     Variable's arrays without it.
 
-    Gradient hooks (``addHook``: clipping, for instance) run in ``update`` before the step and
-    change the gradients in place, in the order they were added.
+    Gradient hooks (``addHook``: clipping, weight decay) run in ``update`` before the step and
+    change the gradients in place, in the order they were added. ``prepareStep()`` then does any
+    per-step work over whole parameters (LARS's per-layer trust ratios) before the elementwise update.
+
+    Learning-rate multipliers (``setLearnRateMultiplier``) scale the learning rate of chosen
+    parameters, as a torch param group with lr scaled would. They are applied per segment, not per
+    element: each flat buffer is cut into runs of consecutive parameters with the same multiplier,
+    the fused update runs once per run with its own scalars (``stepScalars`` with learnRate scaled),
+    and runs with multiplier 0 are skipped, so frozen weights stay bit-identical and their state
+    untouched (unlike torch with lr=0, whose moments still move). Without multipliers there is one
+    run per buffer and nothing changes; with them, a frozen backbone and a trained head cost two
+    kernel launches instead of one, and no memory.
+
+    ``scratchCount``: scratch arrays the NumPy update needs; with more than one, ``scratch`` is a
+    (scratchCount, size) array whose rows are the scratch arrays.
     """
+
+    scratchCount = 1
 
     def __init__(self, learnRate):
         self.learnRate = learnRate
@@ -44,6 +59,12 @@ class Optimizer:
         self.bindings = []
         self.steps = 0
         self.gradientHooks = []
+        self.multiplierRules = {}
+        self.multipliers = {}
+        self.segments = []
+        self.runs = []
+        self.runScales = []
+        self.cpuParts = []
 
     @property
     def learnRate(self):
@@ -71,25 +92,87 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.setupOn: {module.describe()} has no trainable parameters")
         for name, var in variables.items():
             self.checkVariable(name, var)
+        multipliers = self.resolveMultipliers(variables, self.multiplierRules)
+        names = {id(var): name for name, var in variables.items()}
         if useGlobalState:
             groups = {}
             for var in variables.values():
                 groups.setdefault(var.dtype, []).append(var)
             self.buffers = [FlatBuffer(group) for group in groups.values()]
             arrays = [(buf.data, buf.grad) for buf in self.buffers]
+            self.segments = [[(names[id(var)], offset, offset + var.size) for var, offset in zip(buf.variables, buf.offsets)]
+                             for buf in self.buffers]
         else:
             self.buffers = []
             arrays = [(var.data, var.grad) for var in variables.values()]
+            self.segments = [[(name, 0, var.size)] for name, var in variables.items()]
         # Only the NumPy path needs scratch; the GPU kernels keep their temporaries in registers.
-        self.slots = [(param, grad, self.initState(param), None if isCuda else xp.empty_like(param))
+        self.slots = [(param, grad, self.initState(param), None if isCuda else self.newScratch(param))
                       for param, grad in arrays]
-        # On the CPU, each large buffer is updated in contiguous parts, one per core.
-        self.cpuParts = [] if isCuda else [
-            [(param[a:b], grad[a:b], tuple(s[a:b] for s in state), scratch[a:b]) for a, b in splitRanges(param.size)]
-            for param, grad, state, scratch in self.slots]
         self.bindings = [(name, var, var.data, var.grad) for name, var in variables.items()]
         self.steps = 0
+        self.multipliers = multipliers
+        self.buildRuns()
         return self
+
+    def newScratch(self, param):
+        shape = (param.size,) if self.scratchCount == 1 else (self.scratchCount, param.size)
+        return xp.empty(shape, dtype=param.dtype)
+
+    def setLearnRateMultiplier(self, target, value):
+        """Scale the learning rate of some parameters by value (>= 0; 0 freezes them). target: a
+        parameter name ('0.W'), a module path ('0', or '' for all: every parameter under it) or a
+        Variable. Later calls win where targets overlap. Works before or after setupOn; returns self."""
+        value = self.checkHyper("learnRate multiplier", value)
+        rules = dict(self.multiplierRules)
+        rules.pop(target, None)
+        rules[target] = value
+        if self.bindings:
+            self.multipliers = self.resolveMultipliers({name: var for name, var, _, _ in self.bindings}, rules)
+            self.buildRuns()
+        self.multiplierRules = rules
+        return self
+
+    def resolveMultipliers(self, variables, rules):
+        """name -> multiplier for the parameters a rule reaches (the others keep 1); a rule that
+        reaches none raises KeyError naming it."""
+        resolved = {}
+        for target, value in rules.items():
+            if isinstance(target, str):
+                hits = [name for name in variables if not target or name == target or name.startswith(target + ".")]
+            else:
+                hits = [name for name, var in variables.items() if var is target]
+            if not hits:
+                raise KeyError(f"{type(self).__name__}: learnRate multiplier for {target!r} matches no parameter "
+                               f"(parameters: {', '.join(variables)})")
+            resolved.update(dict.fromkeys(hits, value))
+        return resolved
+
+    def buildRuns(self):
+        """Cut every slot into runs of consecutive parameters with one multiplier (a gap after a
+        parameter goes with it), drop the frozen ones, and split the runs into CPU parts."""
+        self.runs = []
+        for (param, grad, state, scratch), segments in zip(self.slots, self.segments):
+            flat = (param.reshape(-1), grad.reshape(-1), tuple(s.reshape(-1) for s in state),
+                    None if scratch is None else scratch)
+            bounds = []
+            for k, (name, start, _) in enumerate(segments):
+                stop = segments[k + 1][1] if k + 1 < len(segments) else param.size
+                scale = self.multipliers.get(name, 1.0)
+                if bounds and bounds[-1][0] == scale:
+                    bounds[-1][2] = stop
+                else:
+                    bounds.append([scale, start, stop])
+            self.runs += [(scale, a, b, flat) for scale, a, b in bounds if scale != 0.0]
+        self.runScales = [scale for scale, _, _, _ in self.runs]
+        # On the CPU, each large run is updated in contiguous parts, one per core.
+        self.cpuParts = [] if isCuda else [
+            [self.view(flat, a + c, a + d) for c, d in splitRanges(b - a)] for _, a, b, flat in self.runs]
+
+    @staticmethod
+    def view(flat, a, b):
+        param, grad, state, scratch = flat
+        return param[a:b], grad[a:b], tuple(s[a:b] for s in state), None if scratch is None else scratch[..., a:b]
 
     def checkVariable(self, name, var):
         where = f"{type(self).__name__}.setupOn: parameter {name!r}"
@@ -112,7 +195,8 @@ class Optimizer:
 
     def addHook(self, hook):
         """Call hook(gradArrays()) in every update, after the hooks added before it and before the
-        step; the hook changes the gradients in place. Returns self, so hooks can be chained."""
+        step; the hook changes the gradients in place. A hook whose ``usesParams`` is true is called
+        as hook(gradArrays(), paramArrays()). Returns self, so hooks can be chained."""
         self.gradientHooks.append(hook)
         return self
 
@@ -120,6 +204,10 @@ class Optimizer:
         """The gradient arrays the update reads: one flat buffer per dtype with global state, every
         Variable's grad without it (gaps between views are zero, so norms over them are exact)."""
         return [grad for _, grad, _, _ in self.slots]
+
+    def paramArrays(self):
+        """The parameter arrays, in gradArrays' order (for hooks with ``usesParams``: weight decay)."""
+        return [param for param, _, _, _ in self.slots]
 
     def zeroGradParams(self):
         """Clear the gradients of every parameter, lazily (Variable.zeroGrad): backward then writes
@@ -133,22 +221,39 @@ class Optimizer:
             raise RuntimeError(f"{type(self).__name__}.update called before setupOn(module)")
         self.checkBindings()
         if self.gradientHooks:
-            grads = self.gradArrays()
+            grads, params = self.gradArrays(), self.paramArrays()
             for hook in self.gradientHooks:
-                hook(grads)
+                hook(grads, params) if getattr(hook, "usesParams", False) else hook(grads)
         self.steps += 1
-        scalars = self.stepScalars()
+        self.prepareStep()
+        scalars = {scale: self.scaledScalars(scale) for scale in set(self.runScales)}
         if isCuda:
-            for param, grad, state, _ in self.slots:
-                self.updateGpu(param, grad, state, scalars)
+            for scale, a, b, flat in self.runs:
+                param, grad, state, _ = self.view(flat, a, b)
+                self.updateGpu(param, grad, state, scalars[scale])
         else:
-            for parts in self.cpuParts:
-                runParallel(self.updateCpu, [part + (scalars,) for part in parts])
+            for scale, parts in zip(self.runScales, self.cpuParts):
+                runParallel(self.updateCpu, [part + (scalars[scale],) for part in parts])
+
+    def scaledScalars(self, scale):
+        """stepScalars() with the learning rate multiplied by scale, so everything the rate enters
+        (AdamW's decay factor too) follows it, as in a torch param group with a scaled lr."""
+        if scale == 1.0:
+            return self.stepScalars()
+        learnRate = self._learnRate
+        self._learnRate = learnRate * scale
+        try:
+            return self.stepScalars()
+        finally:
+            self._learnRate = learnRate
+
+    def prepareStep(self):
+        """Per-step work over whole parameters between the hooks and the update; none by default."""
 
     def getState(self):
-        """Host copies of what the next updates depend on: the step count, the learning rate and
-        every state array (moments, velocities), by slot."""
-        return {"steps": self.steps, "learnRate": self.learnRate,
+        """Host copies of what the next updates depend on: the step count, the learning rate, the
+        learning-rate multipliers by parameter name and every state array (moments, velocities), by slot."""
+        return {"steps": self.steps, "learnRate": self.learnRate, "multipliers": dict(self.multipliers),
                 "slots": {str(i): {str(j): toHost(ary).copy() for j, ary in enumerate(state)}
                           for i, (_, _, state, _) in enumerate(self.slots)}}
 
@@ -163,9 +268,17 @@ class Optimizer:
                 any(saved is None or saved.shape != ary.shape for ary, saved in pairs):
             raise ModelFileError(f"{type(self).__name__}.setState: the saved state does not fit this optimizer "
                                  "(another optimizer or another architecture)")
+        rules = {name: self.checkHyper("learnRate multiplier", value)
+                 for name, value in state.get("multipliers", self.multipliers).items()}
+        variables = {name: var for name, var, _, _ in self.bindings}
+        if not set(rules) <= set(variables):
+            raise ModelFileError(f"{type(self).__name__}.setState: learnRate multipliers for parameters this model "
+                                 f"lacks: {sorted(set(rules) - set(variables))}")
         for ary, saved in pairs:
             ary[...] = toDevice(saved, ary.dtype)
         self.steps, self.learnRate = int(state["steps"]), state["learnRate"]
+        self.multiplierRules, self.multipliers = rules, dict(rules)
+        self.buildRuns()
 
     def initState(self, param):
         return ()

@@ -93,9 +93,9 @@ def test_prepare_target_rejects_labels_that_are_not_numbers():
         CrossEntropy().prepareTarget(np.array(["cat", "dog"]))
 
 
-def test_prepare_target_rejects_labels_that_are_not_a_vector():
-    with pytest.raises(ShapeError, match=r"expected labels of shape \(samples,\), got \(4, 1\)"):
-        CrossEntropy().prepareTarget(np.zeros((4, 1), np.int32))
+def test_prepare_target_rejects_labels_that_are_not_a_vector_or_a_matrix():
+    with pytest.raises(ShapeError, match=r"expected labels of shape \(samples,\) or \(samples, time\), got \(4, 1, 1\)"):
+        CrossEntropy().prepareTarget(np.zeros((4, 1, 1), np.int32))
 
 
 def test_label_beyond_the_classes_is_rejected_after_prepare_target():
@@ -135,9 +135,10 @@ def test_float_labels_without_prepare_target_are_rejected():
         CrossEntropy()(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.array([1, 3], np.float32)))
 
 
-def test_predictions_must_be_a_matrix():
-    with pytest.raises(ShapeError, match=r"expected predictions of shape \(batch, classes\), got \(2, 3, 4\)"):
-        CrossEntropy()(toDevice(np.zeros((2, 3, 4), np.float32)), toDevice(np.zeros(2, np.int32)))
+def test_predictions_must_be_a_matrix_or_a_sequence():
+    with pytest.raises(ShapeError, match=r"expected predictions of shape \(batch, classes\) or "
+                                         r"\(batch, time, classes\), got \(2, 3, 4, 5\)"):
+        CrossEntropy()(toDevice(np.zeros((2, 3, 4, 5), np.float32)), toDevice(np.zeros((2, 3, 4), np.int32)))
 
 
 def test_labels_must_have_one_entry_per_sample():
@@ -146,3 +147,102 @@ def test_labels_must_have_one_entry_per_sample():
         cost(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.zeros(3, np.int32)))
     with pytest.raises(ShapeError, match=r"expected labels of shape \(2,\), got \(2, 1\)"):
         cost(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.zeros((2, 1), np.int32)))
+
+
+def test_sequence_labels_must_match_the_predictions_batch_and_time():
+    with pytest.raises(ShapeError, match=r"expected labels of shape \(2, 3\), got \(2,\)"):
+        CrossEntropy()(toDevice(np.zeros((2, 3, 4), np.float32)), toDevice(np.zeros(2, np.int32)))
+
+
+def weightedTorchReference(logits, labels, weights=None, ignoreIndex=-100):
+    """torch's cross_entropy, on the (batch, classes, time) permutation of a sequence."""
+    torch = pytest.importorskip("torch")
+    tx = torch.from_numpy(logits).requires_grad_()
+    x = tx.permute(0, 2, 1) if logits.ndim == 3 else tx
+    loss = torch.nn.functional.cross_entropy(x, torch.from_numpy(labels).long(), ignore_index=ignoreIndex,
+                                             weight=None if weights is None else torch.from_numpy(weights))
+    loss.backward()
+    return loss.item(), tx.grad.numpy()
+
+
+def sequenceAndLabels(shape=(3, 4, 5), dtype=np.float32, ignoreIndex=None, seed=1):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, shape[-1], shape[:-1]).astype(np.int32)
+    if ignoreIndex is not None:
+        labels.reshape(-1)[::3] = ignoreIndex
+    return rng.standard_normal(shape).astype(dtype), labels
+
+
+weights5 = np.array([0.5, 2.0, 1.0, 0.0, 3.0])
+variants = {"plain": {}, "weights": {"weights": weights5}, "ignore": {"ignoreIndex": -100},
+            "ignore255": {"ignoreIndex": 255}, "both": {"weights": weights5, "ignoreIndex": -100}}
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (3, 4, 5)], ids=["matrix", "sequence"])
+@pytest.mark.parametrize("variant", variants)
+def test_weighted_ignoring_and_sequence_gradients_match_finite_differences(variant, shape):
+    kwargs = variants[variant]
+    logits, labels = sequenceAndLabels(shape, np.float64, kwargs.get("ignoreIndex"))
+    checkCostGrad(CrossEntropy(**kwargs), logits, toDevice(labels))
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (3, 4, 5)], ids=["matrix", "sequence"])
+@pytest.mark.parametrize("variant", variants)
+def test_weighted_ignoring_and_sequence_match_torch_value_and_gradient(variant, shape):
+    kwargs = variants[variant]
+    logits, labels = sequenceAndLabels(shape, ignoreIndex=kwargs.get("ignoreIndex"))
+    cost = CrossEntropy(**{k: v.astype(np.float32) if k == "weights" else v for k, v in kwargs.items()})
+    error, grad = cost(toDevice(logits), cost.prepareTarget(toDevice(labels)))
+    weights = kwargs.get("weights")
+    refError, refGrad = weightedTorchReference(logits, labels, None if weights is None else weights.astype(np.float32),
+                                               kwargs.get("ignoreIndex", -100))
+    assert error.shape == () and grad.dtype == np.float32 and grad.shape == logits.shape
+    np.testing.assert_allclose(float(error), refError, rtol=1e-5)
+    np.testing.assert_allclose(toHost(grad), refGrad, rtol=1e-5, atol=1e-7)
+
+
+def test_a_batch_of_ignored_labels_has_error_nan_as_in_torch():
+    logits, labels = np.zeros((2, 3), np.float32), np.array([-100, -100], np.int32)
+    error, _ = CrossEntropy(ignoreIndex=-100)(toDevice(logits), toDevice(labels))
+    assert np.isnan(float(error)) and np.isnan(weightedTorchReference(logits, labels)[0])
+
+
+def test_accuracy_leaves_out_ignored_labels_and_counts_sequence_steps():
+    logits = np.array([[[3, 1, 0], [0, 2, 1]], [[0, 1, 5], [4, 0, 0]]], np.float32)
+    cost = CrossEntropy(ignoreIndex=-1)
+    cost(toDevice(logits), cost.prepareTarget(np.array([[0, -1], [1, 0]])))
+    assert cost.getMetrics()["accuracy"] == pytest.approx(2 / 3)
+    assert cost.accumJudged == 3 and isinstance(cost.accumJudged, int)
+
+
+def test_ignore_index_may_lie_beyond_the_classes_or_be_negative():
+    cost = CrossEntropy(ignoreIndex=255)
+    labels = cost.prepareTarget(np.array([0, 255, 2]))
+    assert cost.maxLabel == 2
+    error, _ = cost(toDevice(np.zeros((3, 3), np.float32)), labels)
+    assert float(error) == pytest.approx(np.log(3))
+    with pytest.raises(LabelError, match=r"label -2 at index 1 is negative"):
+        CrossEntropy(ignoreIndex=-1).prepareTarget(np.array([-1, -2]))
+
+
+def test_a_sequence_label_out_of_range_is_named():
+    with pytest.raises(LabelError, match=r"label -3 at index \(1, 0\) is negative"):
+        CrossEntropy().prepareTarget(np.array([[0, 1], [-3, 2]]))
+
+
+def test_class_weights_of_the_wrong_length_are_rejected():
+    with pytest.raises(ShapeError, match=r"CrossEntropy: 3 class weights for 4 classes"):
+        CrossEntropy(weights=[1, 2, 3])(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.zeros(2, np.int32)))
+
+
+@pytest.mark.parametrize("weights, message", [([1, -2, 3], r"class weight -2.0 at index 1 is not a finite number >= 0"),
+                                              ([1, np.nan], r"class weight nan at index 1"),
+                                              ([[1, 2]], r"expected class weights of shape \(classes,\), got \(1, 2\)")])
+def test_bad_class_weights_are_rejected(weights, message):
+    with pytest.raises((ValueError, ShapeError), match=message):
+        CrossEntropy(weights=weights)
+
+
+def test_ignore_index_must_be_an_integer():
+    with pytest.raises(DtypeError, match=r"ignoreIndex must be an integer or None, got 1.5"):
+        CrossEntropy(ignoreIndex=1.5)

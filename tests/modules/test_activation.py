@@ -1,49 +1,117 @@
+import json
 import warnings
 
 import numpy as np
 import pytest
 
+from macrobatch.engine.errors import DtypeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.activation import Activation, activations
-from macrobatch.modules.module import buildFromBlueprint
+from macrobatch.modules.module import buildFromBlueprint, loadModel
 
-names = ["relu", "leakyRelu", "sigmoid", "tanh", "gelu"]
+names = ["relu", "leakyRelu", "sigmoid", "tanh", "gelu", "swish", "elu", "selu", "softPlus", "clip"]
 
-
-def torchReference(torch, name, slope):
-    F = torch.nn.functional
-    return {"relu": F.relu, "leakyRelu": lambda x: F.leaky_relu(x, slope), "sigmoid": torch.sigmoid,
-            "tanh": torch.tanh, "gelu": lambda x: F.gelu(x, approximate="tanh")}[name]
+# id -> (activation, constructor arguments, torch reference given torch.nn.functional); the arguments
+# are chosen off their defaults so that a parameter read wrongly (or not at all) shows
+cases = {
+    "relu": ("relu", {}, lambda F: F.relu),
+    "leakyRelu": ("leakyRelu", dict(slope=0.2), lambda F: lambda x: F.leaky_relu(x, 0.2)),
+    "leakyRelu-negative-slope": ("leakyRelu", dict(slope=-0.5), lambda F: lambda x: F.leaky_relu(x, -0.5)),
+    "leakyRelu-steep-slope": ("leakyRelu", dict(slope=1.5), lambda F: lambda x: F.leaky_relu(x, 1.5)),
+    "sigmoid": ("sigmoid", {}, lambda F: F.sigmoid),
+    "tanh": ("tanh", {}, lambda F: F.tanh),
+    "gelu": ("gelu", {}, lambda F: lambda x: F.gelu(x, approximate="tanh")),
+    "swish": ("swish", {}, lambda F: F.silu),
+    "silu": ("silu", {}, lambda F: F.silu),
+    "elu": ("elu", {}, lambda F: F.elu),
+    "elu-alpha": ("elu", dict(alpha=2.5), lambda F: lambda x: F.elu(x, alpha=2.5)),
+    "selu": ("selu", {}, lambda F: F.selu),
+    "softPlus": ("softPlus", {}, lambda F: F.softplus),
+    "softPlus-beta-threshold": ("softPlus", dict(beta=2.0, threshold=3.0),
+                                lambda F: lambda x: F.softplus(x, beta=2.0, threshold=3.0)),
+    "clip": ("clip", {}, lambda F: F.hardtanh),
+    "clip-range": ("clip", dict(low=-0.5, high=2.0), lambda F: lambda x: F.hardtanh(x, -0.5, 2.0)),
+}
 
 
 def test_the_table_holds_every_documented_activation():
     assert sorted(activations) == sorted(names)
 
 
-@pytest.mark.parametrize("name", names)
-def test_activation_gradients_match_finite_differences(name):
-    # standard normal inputs: none within eps of relu's kink at 0
+@pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
+def test_activation_gradients_match_finite_differences(case):
+    # standard normal inputs: none within eps of a kink (0, clip's bounds, softPlus' threshold / beta)
+    name, kwargs, _ = case
     x = np.random.default_rng(0).standard_normal((3, 4, 2))
-    checkModuleGrads(Activation(name, slope=0.2), x)
+    checkModuleGrads(Activation(name, **kwargs), x)
 
 
-@pytest.mark.parametrize("name", names)
-@pytest.mark.parametrize("slope", [0.01, -0.5, 1.5])
-def test_activation_matches_torch(name, slope):
+@pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
+def test_activation_matches_torch(case):
     # torch runs in float64 on the same float32 inputs: float32 torch itself is off by up to 1e-6
     # in gelu's negative tail, where 1 + tanh cancels
     torch = pytest.importorskip("torch")
+    name, kwargs, reference = case
     x = (3 * np.random.default_rng(1).standard_normal((4, 3, 5))).astype(np.float32)
     g = np.random.default_rng(2).standard_normal((4, 3, 5)).astype(np.float32)
     tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
-    ty = torchReference(torch, name, slope)(tx)
+    ty = reference(torch.nn.functional)(tx)
     ty.backward(torch.from_numpy(g.astype(np.float64)))
-    mod = Activation(name, slope=slope)
+    mod = Activation(name, **kwargs)
     y = mod(x)
     gx = mod.backward(g)
     assert y.dtype == gx.dtype == np.float32
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=2e-6, atol=1e-7)
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=2e-6, atol=1e-7)
+
+
+def _logSigmoid(t):
+    return -np.logaddexp(0, -t)
+
+
+# float64 references written to be exact in both tails, for inputs far beyond where naive forms break
+tailReferences = {
+    "swish": (dict(), lambda x: x * np.exp(_logSigmoid(x)),
+              lambda x: np.exp(_logSigmoid(x)) * (1 + x * np.exp(_logSigmoid(-x)))),
+    "elu": (dict(alpha=1.5), lambda x: np.where(x > 0, x, 1.5 * np.expm1(np.minimum(x, 0))),
+            lambda x: np.where(x > 0, 1, 1.5 * np.exp(np.minimum(x, 0)))),
+    "selu": (dict(), lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))),
+             lambda x: 1.0507009873554805 * np.where(x > 0, 1, 1.6732632423543772 * np.exp(np.minimum(x, 0)))),
+    # a threshold beyond every input: the log1p form itself must hold in both tails
+    "softPlus": (dict(beta=0.5, threshold=1e30), lambda x: np.logaddexp(0, 0.5 * x) / 0.5,
+                 lambda x: np.exp(_logSigmoid(0.5 * x))),
+    "clip": (dict(low=-2.0, high=3.0), lambda x: np.clip(x, -2, 3), lambda x: ((x > -2) & (x < 3)).astype(float)),
+}
+
+
+@pytest.mark.parametrize("name", tailReferences)
+def test_activation_keeps_float32_relative_precision_in_both_tails_without_overflow(name):
+    kwargs, forward, backward = tailReferences[name]
+    x32 = np.array([[-1e4, -500, -80, -30, -10, -1e-3, 1e-3, 10, 30, 80, 500, 1e4]], np.float32)
+    x = x32.astype(np.float64)
+    mod = Activation(name, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = mod(x32)
+        gx = mod.backward(np.ones_like(x32))
+    # atol only below float32's normal range (1.2e-38), where no relative precision is left
+    np.testing.assert_allclose(y, forward(x), rtol=1e-6, atol=1e-40)
+    np.testing.assert_allclose(gx, backward(x), rtol=1e-6, atol=1e-40)
+
+
+def test_softplus_is_the_identity_above_its_threshold_as_torch():
+    mod = Activation("softPlus", beta=2.0, threshold=4.0)
+    x = np.array([[1.99, 2.01, 50.0]], np.float32)
+    y = mod(x)
+    assert y[0, 0] != x[0, 0] and (y[0, 1:] == x[0, 1:]).all()
+    np.testing.assert_array_equal(mod.backward(np.full_like(x, 3.0))[0, 1:], [3.0, 3.0])
+
+
+def test_clip_gradient_is_zero_at_and_beyond_its_bounds_as_torch_hardtanh():
+    mod = Activation("clip", low=-1.0, high=2.0)
+    y = mod(np.array([[-3.0, -1.0, 0.5, 2.0, 7.0]], np.float32))
+    np.testing.assert_array_equal(y, [[-1, -1, 0.5, 2, 2]])
+    np.testing.assert_array_equal(mod.backward(np.full((1, 5), 4.0, np.float32)), [[0, 0, 4, 0, 0]])
 
 
 @pytest.mark.parametrize("name", names)
@@ -80,16 +148,6 @@ def test_relu_gradient_is_zero_at_and_below_zero():
     np.testing.assert_array_equal(mod.backward(np.full((1, 3), 5.0, np.float32)), [[0, 0, 5]])
 
 
-def test_unknown_activation_is_a_value_error_listing_the_valid_ones():
-    with pytest.raises(ValueError, match=r"'swish'.*'gelu'.*'leakyRelu'.*'relu'.*'sigmoid'.*'tanh'"):
-        Activation("swish")
-
-
-def test_activation_rebuilds_from_blueprint_with_its_slope():
-    mod = buildFromBlueprint(Activation("leakyRelu", slope=0.3).getBlueprint())
-    assert (mod.activation, mod.slope) == ("leakyRelu", 0.3)
-
-
 def test_gelu_keeps_float32_relative_precision_in_the_negative_tail():
     x32 = np.linspace(-9, -3, 61, dtype=np.float32)[None]
     x = x32.astype(np.float64)
@@ -99,3 +157,50 @@ def test_gelu_keeps_float32_relative_precision_in_the_negative_tail():
     mod = Activation("gelu")
     np.testing.assert_allclose(mod(x32), x * p, rtol=1e-5)
     np.testing.assert_allclose(mod.backward(np.ones_like(x32)), dp, rtol=1e-5)
+
+
+def test_unknown_activation_is_a_value_error_listing_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'mish'.*'clip'.*'elu'.*'gelu'.*'leakyRelu'.*'relu'.*'selu'.*"
+                                         r"'sigmoid'.*'silu'.*'softPlus'.*'swish'.*'tanh'"):
+        Activation("mish")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(activation="softPlus", beta=0.0), r"Activation 'act': softPlus beta must be positive, got 0.0"),
+    (dict(activation="softPlus", beta=-1.0), r"beta must be positive, got -1.0"),
+    (dict(activation="clip", low=1.0, high=1.0), r"Activation 'act': clip needs low < high, got low=1.0, high=1.0"),
+    (dict(activation="clip", low=2.0, high=-2.0), r"clip needs low < high, got low=2.0, high=-2.0"),
+])
+def test_activation_refuses_parameters_without_a_meaning(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Activation(name="act", **kwargs)
+
+
+def test_activation_refuses_integer_input_naming_the_module():
+    with pytest.raises(DtypeError, match=r"Activation 'act': expected a floating dtype .* got int64"):
+        Activation("elu", name="act")(np.zeros((2, 3), np.int64))
+
+
+def test_activation_rebuilds_from_blueprint_with_its_slope():
+    mod = buildFromBlueprint(Activation("leakyRelu", slope=0.3).getBlueprint())
+    assert (mod.activation, mod.slope) == ("leakyRelu", 0.3)
+
+
+def test_a_blueprint_written_before_the_new_parameters_still_builds():
+    old = {"class": "Activation", "args": {"activation": "leakyRelu", "slope": 0.3, "name": "a"}}
+    mod = buildFromBlueprint(old)
+    x = np.array([[-2.0, 1.0]], np.float32)
+    np.testing.assert_allclose(mod(x), [[-0.6, 1.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, kwargs", [("softPlus", dict(beta=2.0, threshold=3.0)),
+                                          ("clip", dict(low=-0.5, high=2.0)), ("elu", dict(alpha=0.5)),
+                                          ("silu", {})])
+def test_activation_survives_save_and_load_model_with_its_parameters(tmp_path, name, kwargs):
+    mod = Activation(name, **kwargs)
+    json.dumps(mod.getBlueprint())  # the blueprint is plain JSON
+    mod.save(tmp_path / "act.h5")
+    loaded = loadModel(tmp_path / "act.h5")
+    assert loaded.activation == name and all(getattr(loaded, k) == v for k, v in kwargs.items())
+    x = (3 * np.random.default_rng(0).standard_normal((4, 5))).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x), mod(x))

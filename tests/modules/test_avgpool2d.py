@@ -62,8 +62,8 @@ def test_avgpool2d_rejects_padding_over_half_the_window():
 def threeParts(monkeypatch):
     """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
     from macrobatch.engine import parallel
-    from macrobatch.modules import pool2d
-    monkeypatch.setattr(pool2d, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
+    from macrobatch.modules import poolnd
+    monkeypatch.setattr(poolnd, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
 
 
 globalConfigs = {"8x8": ((8, 8), dict(size=8)), "7x6-stride": ((7, 6), dict(size=(7, 6), stride=2)),

@@ -73,5 +73,12 @@ def test_dropout_with_p_zero_is_the_identity_in_train_mode():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_dropout_probability_outside_zero_one_is_a_value_error(p):
-    with pytest.raises(ValueError, match=rf"p must be in \[0, 1\), got {p}"):
+    with pytest.raises(ValueError, match=rf"Dropout: dropout probability p must be in \[0, 1\), got {p}"):
         Dropout(p)
+
+
+def test_dropout_draws_one_mask_value_per_element():
+    mod = Dropout(0.5)
+    y = mod(np.ones((4, 3, 8, 8), np.float32))
+    assert mod.keep.shape == (4, 3, 8, 8)
+    assert ((y == 0).any(axis=(2, 3)) & (y != 0).any(axis=(2, 3))).all()  # no map dropped or kept whole

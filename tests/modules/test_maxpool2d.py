@@ -75,8 +75,8 @@ def test_maxpool2d_padding_never_wins_the_max():
 def threeParts(monkeypatch):
     """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
     from macrobatch.engine import parallel
-    from macrobatch.modules import pool2d
-    monkeypatch.setattr(pool2d, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
+    from macrobatch.modules import poolnd
+    monkeypatch.setattr(poolnd, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
 
 
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())

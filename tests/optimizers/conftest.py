@@ -41,7 +41,16 @@ def runSteps(optimizer, steps=5, useGlobalState=True, learnRates=None):
 
 
 def torchTwin(torch, optimizer, params):
-    """The torch.optim optimizer with optimizer's update rule and hyperparameters."""
+    """The torch.optim optimizer with optimizer's update rule and hyperparameters, and weight_decay from a
+    WeightDecay hook."""
+    ref = torchRule(torch, optimizer, params)
+    decay = sum(hook.rate for hook in optimizer.gradientHooks if type(hook).__name__ == "WeightDecay")
+    if decay:
+        ref.param_groups[0]["weight_decay"] = decay
+    return ref
+
+
+def torchRule(torch, optimizer, params):
     name, lr = type(optimizer).__name__, optimizer.learnRate
     if name == "SGD":
         return torch.optim.SGD(params, lr=lr)
@@ -56,6 +65,11 @@ def torchTwin(torch, optimizer, params):
         return torch.optim.RMSprop(params, lr=lr, alpha=optimizer.decay, eps=optimizer.epsilon)
     if name == "AdaGrad":
         return torch.optim.Adagrad(params, lr=lr, eps=optimizer.epsilon)
+    if name == "AdaDelta":
+        return torch.optim.Adadelta(params, lr=lr, rho=optimizer.rho, eps=optimizer.epsilon)
+    if name == "RMSPropGraves":
+        return torch.optim.RMSprop(params, lr=lr, alpha=optimizer.decay, eps=optimizer.epsilon,
+                                   momentum=optimizer.momRate, centered=True)
     raise KeyError(f"no torch twin for {name}")
 
 

@@ -10,15 +10,20 @@ from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.flatbuffer import FlatBuffer
 from macrobatch.modules.linear import Linear
 from macrobatch.modules.sequential import Sequential
+from macrobatch.optimizers.adadelta import AdaDelta
 from macrobatch.optimizers.adagrad import AdaGrad
 from macrobatch.optimizers.adam import Adam
 from macrobatch.optimizers.adamw import AdamW
+from macrobatch.optimizers.lars import LARS
 from macrobatch.optimizers.momentumsgd import MomentumSGD
 from macrobatch.optimizers.nesterovsgd import NesterovSGD
 from macrobatch.optimizers.rmsprop import RMSProp
+from macrobatch.optimizers.rmspropgraves import RMSPropGraves
 from macrobatch.optimizers.sgd import SGD
 
 allOptimizers = [SGD, MomentumSGD, NesterovSGD, Adam, AdamW, RMSProp, AdaGrad]
+# without a torch.optim twin in conftest (LARS has none in torch): left out of the schedule parity test
+moreOptimizers = [AdaDelta, RMSPropGraves, LARS]
 
 
 def model():
@@ -148,7 +153,7 @@ def test_setting_a_bad_learn_rate_raises_and_keeps_the_old_one(value):
     assert opt.learnRate == 0.01
 
 
-@pytest.mark.parametrize("cls", allOptimizers, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", allOptimizers + moreOptimizers, ids=lambda c: c.__name__)
 def test_mixed_dtype_module_gets_one_buffer_per_dtype_and_both_modes_agree(cls):
     results = []
     for useGlobalState in (True, False):
@@ -236,7 +241,7 @@ def test_update_after_module_cast_raises_instead_of_training_a_detached_copy():
 
 @pytest.mark.skipif(backend.isCuda, reason="checks the NumPy path")
 @pytest.mark.parametrize("useGlobalState", [True, False])
-@pytest.mark.parametrize("cls", allOptimizers, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", allOptimizers + moreOptimizers, ids=lambda c: c.__name__)
 def test_cpu_update_allocates_no_arrays_and_keeps_float32(cls, useGlobalState):
     mod = Sequential(Linear(200, 100), Linear(100, 50))
     opt = cls(learnRate=1e-3).setupOn(mod, useGlobalState)

@@ -1,0 +1,85 @@
+"""Embedder: lookup, the scatter-add of its table gradient, and its place at the head of a network."""
+import numpy as np
+import pytest
+
+from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.errors import DtypeError, LabelError, ShapeError
+from macrobatch.engine.gradcheck import numericGrad
+from macrobatch.modules import Linear, Sequential
+from macrobatch.modules.embedder import Embedder
+from macrobatch.modules.module import loadModel
+from macrobatch.modules.rnn import RNN
+
+# repeated indices, so rows that meet in the scatter-add must sum
+indices = np.array([[1, 4, 1, 0], [4, 4, 2, 1]], dtype=np.int64)
+
+
+def checkTableGrad(net, data):
+    """The table gradient (backward with updGrad=False, as the Trainer runs it) against finite
+    differences of sum(net(data) * R) for a fixed random R."""
+    data = toDevice(data)
+    weights = toDevice(np.random.default_rng(0).standard_normal(net(data).shape))
+    net.zeroGradParams()
+    net(data)
+    assert net.backward(weights.copy(), updGrad=False) is None
+    for key, var in net.getVariables().items():
+        numeric = numericGrad(lambda: (net(data) * weights).sum(), var.data)
+        np.testing.assert_allclose(toHost(var.grad), numeric, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.parametrize("data", [indices, indices[0]], ids=["batch-time", "batch"])
+def test_embedder_table_gradient_matches_finite_differences(data):
+    checkTableGrad(Embedder(6, 3).cast(np.float64), data)
+
+
+def test_embedder_as_first_layer_of_a_sequence_classifier_matches_finite_differences():
+    net = Sequential(Embedder(6, 3), RNN(3, 4, mode="gru"), Linear(4, 2)).cast(np.float64)
+    checkTableGrad(net, indices)
+
+
+def test_embedder_gives_no_input_gradient():
+    mod = Embedder(6, 3)
+    mod(toDevice(indices))
+    assert mod.backward(toDevice(np.ones((2, 4, 3), np.float32))) is None
+
+
+def test_embedder_matches_torch_lookup_and_table_gradient():
+    torch = pytest.importorskip("torch")
+    mod = Embedder(7, 5)
+    ref = torch.nn.Embedding(7, 5)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(toHost(mod.vars["W"].data)))
+    x = np.random.default_rng(1).integers(0, 7, (4, 9))
+    g = np.random.default_rng(2).standard_normal((4, 9, 5)).astype(np.float32)
+    ty = ref(torch.from_numpy(x))
+    ty.backward(torch.from_numpy(g))
+    y = toHost(mod(toDevice(x.astype(np.int32))))
+    mod.backward(toDevice(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(toHost(mod.vars["W"].grad), ref.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_embedder_blueprint_and_table_survive_save_and_load_model(tmp_path):
+    net = Sequential(Embedder(6, 3), RNN(3, 4), Linear(4, 2))
+    net.save(tmp_path / "net.h5")
+    loaded = loadModel(tmp_path / "net.h5")
+    assert isinstance(loaded[0], Embedder) and loaded.getBlueprint() == net.getBlueprint()
+    np.testing.assert_array_equal(toHost(loaded(toDevice(indices))), toHost(net(toDevice(indices))))
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.array([[1, 2, 6]]), r"index 6 at position \(0, 2\) is out of range for a vocabulary of 6"),
+    (np.array([3, -1]), r"index -1 at position 1 is out of range for a vocabulary of 6")])
+def test_embedder_rejects_out_of_range_index_naming_value_and_position(data, message):
+    with pytest.raises(LabelError, match=message):
+        Embedder(6, 3)(toDevice(data))
+
+
+def test_embedder_rejects_float_indices_naming_the_dtype():
+    with pytest.raises(DtypeError, match="expected integer indices, got float32"):
+        Embedder(6, 3)(toDevice(np.zeros((2, 3), np.float32)))
+
+
+def test_embedder_rejects_indices_of_rank_three():
+    with pytest.raises(ShapeError, match=r"expected indices of shape \(batch,\) or \(batch, time\), got \(2, 3, 1\)"):
+        Embedder(6, 3)(toDevice(np.zeros((2, 3, 1), np.int32)))
