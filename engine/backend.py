@@ -3,7 +3,9 @@
 CuPy is used when it imports and sees a CUDA device; otherwise NumPy. The environment
 variable ``MACROBATCH_BACKEND=cpu|cuda`` forces the choice (``cuda`` without a usable
 device is an error, never a silent fallback). Every other file takes its array module
-from here as ``xp``; nothing else imports cupy for device math.
+from here as ``xp``; nothing else imports cupy for device math. A process started by an MPI
+launcher uses the GPU of its rank on the node (one GPU per process), chosen here, before
+anything is allocated.
 """
 import os
 
@@ -21,7 +23,18 @@ def _cudaModule():
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # ImportError, CUDARuntimeError (no driver), ...
         return None, f"{type(e).__name__}: {e}"
-    return (cupy, None) if count > 0 else (None, "no CUDA device found")
+    if count == 0:
+        return None, "no CUDA device found"
+    cupy.cuda.Device(localRank() % count).use()
+    return cupy, None
+
+
+def localRank():
+    """This process's rank among the processes an MPI launcher started on this node (0 without one)."""
+    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 def _select():

@@ -51,8 +51,8 @@ def abortOnError(comm):
 class Communicator:
     """The processes of one data-parallel job. comm: an mpi4py communicator (default COMM_WORLD).
 
-    On the CuPy backend each process uses one GPU: the process's rank on its node picks the device
-    (one GPU per process), and an NCCL communicator carries the device collectives.
+    On the CuPy backend each process uses one GPU (the backend picks it by the rank on the node) and
+    an NCCL communicator carries the device collectives.
     """
 
     def __init__(self, comm=None):
@@ -68,8 +68,6 @@ class Communicator:
 
     def makeNccl(self):
         from cupy.cuda import nccl
-        local = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED)
-        xp.cuda.Device(local.Get_rank() % xp.cuda.runtime.getDeviceCount()).use()
         uid = self.comm.bcast(nccl.get_unique_id() if self.rank == 0 else None, root=0)
         self.ncclModule = nccl
         return nccl.NcclCommunicator(self.size, uid, self.rank)

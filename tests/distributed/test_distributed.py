@@ -132,3 +132,14 @@ def test_cli_under_mpiexec_trains_with_rank_0_alone_writing_and_resumes(tmp_path
     assert second.stdout.count("resumed from") == 1 and "epoch   3/3" in second.stdout
     rows = (tmp_path / "log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2", "3"]
+
+
+def test_the_local_rank_comes_from_the_launcher(monkeypatch):
+    from macrobatch.engine.backend import localRank
+    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):
+        monkeypatch.delenv(var, raising=False)
+    assert localRank() == 0
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    assert localRank() == 3
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    assert localRank() == 1
