@@ -138,6 +138,8 @@ def trainOn(args, comm):
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         fit = Fit(model, CrossEntropy(), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
                   callbacks=trainCallbacks(args, bool(val), lead), seed=args.seed, comm=comm,
+                  syncBatchNorm=args.sync_batchnorm,
+                  reduceDtype=None if args.reduce_dtype == "float32" else args.reduce_dtype,
                   schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
         if args.resume:
             latest = latestCheckpoint(args.checkpoints or "")
@@ -215,6 +217,10 @@ def parser():
     t.add_argument("--patience", type=int, default=0, help="stop after this many epochs without improvement")
     t.add_argument("--curve", help="training-curve PNG (default: curve.png beside --out; needs macrobatch[plot]; "
                                    "'none': off)")
+    t.add_argument("--sync-batchnorm", action="store_true",
+                   help="under mpiexec: BatchNorm statistics over all processes' batches (default: per process)")
+    t.add_argument("--reduce-dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="under mpiexec: the dtype gradients are summed in across processes")
     t.add_argument("--no-progress", action="store_true", help="no progress bar, only a line per epoch")
     t.set_defaults(run=train)
     r = sub.add_parser("predict", help="write a saved model's outputs for an HDF5 dataset")

@@ -4,6 +4,7 @@ Processes are launched and found by MPI (``mpiexec -n 4 ...``), through mpi4py; 
 speaks sockets. Host arrays are reduced with MPI's ``Allreduce``; on the CuPy backend device arrays
 go through NCCL (``cupy.cuda.nccl``), whose unique id rank 0 broadcasts over MPI. Collectives work in
 place on contiguous arrays; small host values (sizes, counts, flags) go through MPI's object calls.
+Gradients may be summed as 16-bit words (engine.wire16: float16 or bfloat16), half the bytes of float32.
 """
 import contextlib
 import os
@@ -16,6 +17,8 @@ from .backend import isCuda, xp
 
 _ncclTypes = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64",
               "int32": "NCCL_INT32", "int64": "NCCL_INT64"}
+#: ncclBfloat16 in NCCL's ncclDataType_t (NCCL 2.10 and newer); older CuPy builds do not name it.
+_ncclBfloat16 = 9
 
 #: Environment variables that MPI launchers set in every process they start.
 _launcherSizeVars = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
@@ -65,6 +68,7 @@ class Communicator:
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.nccl = self.makeNccl() if isCuda and self.size > 1 else None
+        self.wireOps = {}
 
     def makeNccl(self):
         from cupy.cuda import nccl
@@ -91,6 +95,26 @@ class Communicator:
         if op == "mean":
             ary /= self.size
         return ary
+
+    def allreduceWords(self, bits, wire):
+        """Sum, in place, uint16 words that hold wire.kind values (engine.wire16.Wire16) over all
+        processes: NCCL sums them as its float16 or bfloat16 type; MPI with an operation that decodes,
+        adds and encodes again. Returns bits."""
+        if self.size == 1:
+            return bits
+        if isinstance(bits, numpy.ndarray):
+            op = self.wireOps.get(wire.kind)
+            if op is None:
+                op = self.wireOps[wire.kind] = self.mpi.Op.Create(
+                    lambda a, b, datatype: wire.addInto(numpy.frombuffer(a, numpy.uint16),
+                                                        numpy.frombuffer(b, numpy.uint16)), commute=True)
+            self.comm.Allreduce(self.mpi.IN_PLACE, [bits, self.mpi.UINT16_T], op=op)
+        else:
+            kind = (self.ncclModule.NCCL_FLOAT16 if wire.kind == "float16"
+                    else getattr(self.ncclModule, "NCCL_BFLOAT16", _ncclBfloat16))
+            self.nccl.allReduce(bits.data.ptr, bits.data.ptr, bits.size, kind, self.ncclModule.NCCL_SUM,
+                                xp.cuda.get_current_stream().ptr)
+        return bits
 
     def broadcast(self, ary, root=0):
         """Copy root's ary into every process's ary, in place; returns ary."""

@@ -1,4 +1,10 @@
 """DistributedTrainer: a Trainer in one process of a data-parallel job (issue 8)."""
+import contextlib
+
+from ..engine.backend import isCuda, xp
+from ..engine.errors import NonFiniteError
+from ..engine.wire16 import Wire16
+from ..modules.batchnorm import BatchNorm
 from ..optimizers.gradientaccumulation import GradientAccumulation
 from .sharded import Sharded
 from .trainer import Trainer
@@ -17,21 +23,38 @@ class DistributedTrainer(Sharded, Trainer):
     shards of unequal size still see every sample exactly once and the collectives stay matched.
 
     At construction rank 0's parameters and statistics are broadcast, so every process starts
-    identical. Batch statistics (BatchNorm) stay per process. The training error and accuracy are summed
-    over the processes at the end of each call. comm: an engine.communicator.Communicator.
+    identical. The training error and accuracy are summed over the processes at the end of each call.
+    comm: an engine.communicator.Communicator.
+
+    syncBatchNorm: BatchNorm layers (1D, 2D, 3D) take their training statistics over the step's batches
+    of all processes together (three small all-reduces per layer and step), so training equals one
+    process's on the union of the batches and running statistics stay identical everywhere; a process
+    with no batch in a step runs one zero sample through the network, weighted 0, to keep the
+    collectives matched. By default batch statistics stay per process, as do running statistics.
+
+    reduceDtype: None (float32), "float16" or "bfloat16": the gradients are summed as 16-bit words,
+    half the bytes on the wire, at the cost of rounding every process's gradient (bfloat16: 8 bits of
+    mantissa, float32's range; float16: 11 bits, up to 65504, an overflow raises NonFiniteError on the
+    CPU). float32 models only.
 
     Not with GradientAccumulation (it already steps on a group's mean; use a larger world instead) nor
     onNonFinite="skip" (a batch skipped in one process would unmatch the collectives): a NaN stops the
     job. ``train`` (device-resident data) takes the given arrays as this process's part.
     """
 
-    def __init__(self, mod, cost, optimizer, comm, onBatchFinish=None, batchsize=128, checkFinite=True):
+    def __init__(self, mod, cost, optimizer, comm, onBatchFinish=None, batchsize=128, checkFinite=True,
+                 syncBatchNorm=False, reduceDtype=None):
         if isinstance(optimizer, GradientAccumulation):
             raise ValueError("DistributedTrainer: GradientAccumulation is not supported; the processes "
                              "already add up their batches in every step")
         super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite)
         self.comm = comm
         self.roundSizes = [0]
+        self.share = StepShare(comm)
+        self.syncModules = [m for _, m in mod.namedModules() if isinstance(m, BatchNorm)] if syncBatchNorm else []
+        self.idleSample = None
+        self.wire = None if reduceDtype is None else Wire16(reduceDtype)
+        self.wireBuffers = {}
         for var in mod.getVariables().values():
             comm.broadcast(var.data)
         for owner, name in mod.getAttrs().values():
@@ -39,10 +62,12 @@ class DistributedTrainer(Sharded, Trainer):
 
     def trainFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None, random=True, *,
                       startMacroBatch=0):
+        self.keepIdleSample(data)
         super().trainFromHost(data, target, macroBatchSize, onMacroBatchFinish, random, startMacroBatch=startMacroBatch)
         self.finishCall()
 
     def train(self, data, target, random=True):
+        self.keepIdleSample(data)
         super().train(data, target, random)
         self.finishCall()
 
@@ -62,27 +87,82 @@ class DistributedTrainer(Sharded, Trainer):
         self.roundSizes = self.comm.allgather(size)
         if handle is not None:
             handle()
-        for _ in range(self.batchCount(0, size), max(self.batchCount(0, n) for n in self.roundSizes)):
-            self.reduceAndStep(0.0)
+        for j in range(self.batchCount(0, size), max(self.batchCount(0, n) for n in self.roundSizes)):
+            self.idleStep(j * self.batchsize)
             self.state = {**self.state, "size": 0}
             if self.onBatchFinish is not None:  # a per-batch schedule advances in every process alike
                 self.onBatchFinish(self)
         return any(self.roundSizes)
 
+    def stepTotal(self, first):
+        """The samples of all processes in the step whose batches start at sample first of the round."""
+        return sum(min(max(n - first, 0), self.batchsize) for n in self.roundSizes)
+
+    def handleBatch(self, batch, idx, state):
+        with self.sharing(state["size"], self.stepTotal(state["start"])):
+            super().handleBatch(batch, idx, state)
+
+    @contextlib.contextmanager
+    def sharing(self, samples, total):
+        """Around one step: what this process holds of it, seen by the synchronised BatchNorms."""
+        self.share.samples, self.share.total = samples, total
+        for module in self.syncModules:
+            module.sync = self.share
+        try:
+            yield
+        finally:
+            for module in self.syncModules:
+                module.sync = None
+
+    def keepIdleSample(self, data):
+        """A zero sample shaped like the data, for the steps this process has no batch in (syncBatchNorm)."""
+        shape = (1,) + tuple(data.shape[1:])
+        if self.syncModules and (self.idleSample is None or self.idleSample.shape != shape):
+            self.idleSample = xp.zeros(shape, dtype=self.dataDtype)
+
+    def idleStep(self, first):
+        """A step this process has no batch in: its gradient is zero; with synchronised BatchNorms it
+        first runs the zero sample through forward and backward, weighted 0, so that their collectives
+        happen here too."""
+        if self.syncModules:
+            with self.sharing(0, self.stepTotal(first)):
+                out = self.mod(self.idleSample)
+                self.mod.backward(xp.zeros_like(out), updGrad=False)
+        self.reduceAndStep(0.0)
+
     def step(self):
-        state, batchsize = self.state, self.batchsize
-        first = state["start"]
-        total = sum(min(max(n - first, 0), batchsize) for n in self.roundSizes)
-        self.reduceAndStep(state["size"] / total)
+        self.reduceAndStep(self.share.samples / self.share.total)
 
     def reduceAndStep(self, share):
         """Scale this process's gradients by its share of the step's samples, sum them over the
         processes and update (share 0: a process without a batch in this step)."""
         self.settleGrads()
-        for grad in self.optimizer.gradArrays():
+        for i, grad in enumerate(self.optimizer.gradArrays()):
             if share == 0.0:
                 grad.fill(0)
             elif share != 1.0:
                 grad *= share
-            self.comm.allreduce(grad)
+            if self.wire is None:
+                self.comm.allreduce(grad)
+            else:
+                self.allreduceWords(i, grad)
         self.optimizer.update()
+
+    def allreduceWords(self, i, grad):
+        """Sum grad over the processes as 16-bit words, in a buffer kept per gradient array."""
+        flat = grad.reshape(-1)
+        bits = self.wireBuffers.get(i)
+        if bits is None or bits.size != flat.size:
+            bits = self.wireBuffers[i] = xp.empty(flat.size, dtype=xp.uint16)
+        self.comm.allreduceWords(self.wire.encode(flat, bits), self.wire)
+        self.wire.decode(bits, flat)
+        if not isCuda and self.wire.kind == "float16" and not xp.isfinite(grad).all():
+            raise NonFiniteError("the float16 all-reduce of the gradients overflowed (a sum beyond 65504); "
+                                 "use reduceDtype='bfloat16', which has float32's range")
+
+
+class StepShare:
+    """This process's part of the current step: samples of its own, total of all processes."""
+
+    def __init__(self, comm):
+        self.comm, self.samples, self.total = comm, 0, 0

@@ -13,7 +13,7 @@ import numpy
 
 from ..engine import serialize, setSeed
 from ..engine.backend import isCuda, isDeviceArray, toHost
-from ..engine.errors import ModelFileError
+from ..engine.errors import MacrobatchError, ModelFileError
 from ..engine.random import hostRng
 from .calculator import Calculator
 from .distributedtrainer import DistributedTrainer
@@ -55,8 +55,10 @@ class Fit:
     current batch (see run); in a data-parallel job it ends the job (MPI stops every process) and the
     last checkpoint is where to resume. comm: an engine.communicator.Communicator of several processes
     for data-parallel training (DistributedTrainer and DistributedValidator; rank 0's seed is used
-    everywhere; give writing callbacks to rank 0 only). onNonFinite: the Trainer's ("skip" leaves out batches whose loss or
-    gradients are NaN or Inf; a per-batch schedule does not advance on them).
+    everywhere; give writing callbacks to rank 0 only); syncBatchNorm and reduceDtype: DistributedTrainer's
+    (synchronised BatchNorm statistics, a 16-bit gradient all-reduce), unused without comm.
+    onNonFinite: the Trainer's ("skip" leaves out batches whose loss or gradients are NaN or Inf; a
+    per-batch schedule does not advance on them).
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
     metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
@@ -64,7 +66,8 @@ class Fit:
     """
 
     def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
-                 valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise", comm=None):
+                 valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise", comm=None,
+                 syncBatchNorm=False, reduceDtype=None):
         self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
@@ -77,13 +80,15 @@ class Fit:
                                        onBatchFinish=self.checkInterrupt)
         else:
             self.trainer = DistributedTrainer(mod, cost, optimizer, self.comm, onBatchFinish=self.batchFinished,
-                                              batchsize=batchsize)
+                                              batchsize=batchsize, syncBatchNorm=syncBatchNorm,
+                                              reduceDtype=reduceDtype)
             self.validator = DistributedValidator(mod, valCost, self.comm, batchsize=batchsize, metrics=metrics)
         seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
         self.seed = seed if self.comm is None else self.comm.allgather(seed)[0]
         self.epoch, self.epochs = 0, 0
         self.position = 0  # macrobatches of the current epoch done (a checkpoint taken between two of them)
-        self.resumedAccumulator = None
+        self.resumedAccumulator = self.jobAccumulator = None
+        self.processes = 1 if self.comm is None else self.comm.size
         self.history = {}
         self.stopTraining = self.interruptRequested = False
 
@@ -190,6 +195,8 @@ class Fit:
 
     def macroBatchFinished(self, trainer):
         self.position = trainer.currMacroBatch + 1
+        if self.comm is not None:  # what a checkpoint taken now (by rank 0) keeps of the epoch's loss
+            self.jobAccumulator = trainer.jobAccumulator()
         for callback in self.callbacks:
             callback.onMacroBatchEnd(self)
 
@@ -198,8 +205,12 @@ class Fit:
     def getState(self):
         """Everything a resumed run needs: weights and statistics, optimizer and schedule state,
         callbacks' state, the epoch count, the base seed and the history; between two macrobatches of an
-        epoch, also how many are done and the training loss accumulated over them."""
+        epoch, also how many are done and the training loss accumulated over them (in a data-parallel
+        job, summed over the processes), and the number of processes, which a resumed run between two
+        macrobatches must match."""
         model = {"params": {}, "attrs": {}}
+        distributedPart = self.comm is not None and self.position
+        accumulator = self.jobAccumulator if distributedPart else self.trainer.cost.getAccumulator()
         for key, ary in self.mod.getState().items():
             kind, name = key.split("/", 1)
             model[kind][name] = ary
@@ -207,9 +218,9 @@ class Fit:
                 "optimizer": self.optimizer.getState(),
                 "schedule": None if self.schedule is None else self.schedule.getState(),
                 "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)},
-                "position": self.position,
+                "position": self.position, "processes": self.processes,
                 "accumulator": {key: value if isinstance(value, int) else toHost(value)
-                                for key, value in self.trainer.cost.getAccumulator().items()}}
+                                for key, value in accumulator.items()}}
 
     def saveCheckpoint(self, path):
         """Write getState() to an HDF5 file, atomically: a crash mid-save leaves the previous file."""
@@ -229,6 +240,11 @@ class Fit:
 
     def setState(self, state, source="checkpoint"):
         """Restore a state from getState (the model checked whole before anything changes)."""
+        position, processes = int(state.get("position", 0)), int(state.get("processes", 1))
+        if position and processes != self.processes:
+            raise MacrobatchError(f"{source} was written between two macrobatches by a job of {processes} "
+                                  f"process(es); resume it with {processes} (this job has {self.processes}), or "
+                                  "from a checkpoint at an epoch's end")
         self.mod.setState({f"{kind}/{name}": ary for kind in ("params", "attrs")
                            for name, ary in state["model"].get(kind, {}).items()}, source)
         self.optimizer.setState(state["optimizer"])
@@ -237,8 +253,11 @@ class Fit:
         for i, callback in enumerate(self.callbacks):
             callback.setState(state.get("callbacks", {}).get(str(i), {}))
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
-        self.position = int(state.get("position", 0))
-        self.resumedAccumulator = state["accumulator"] if self.position else None
+        self.position = position
+        self.resumedAccumulator = state["accumulator"] if position else None
+        if position and self.comm is not None and self.comm.rank != 0:  # rank 0 brings back the job's sum
+            self.resumedAccumulator = {key: 0 if isinstance(value, int) else numpy.zeros_like(value)
+                                       for key, value in self.resumedAccumulator.items()}
         self.history = {key: list(values) for key, values in state["history"].items()}
 
 

@@ -16,13 +16,17 @@ class Sharded:
     def hostSpans(self, size, macroBatchSize):
         return spanRange(*shardRange(size, self.comm.rank, self.comm.size), macroBatchSize)
 
-    def reduceAccumulators(self, metrics=()):
+    def jobAccumulator(self):
+        """Copies of the cost's accumulators summed over the processes (collective: every process calls it)."""
         saved = self.cost.getAccumulator()
         for key in ("error", "correct"):
             self.comm.allreduce(saved[key].reshape(-1))
         for key in ("count", "judged"):
             saved[key] = self.comm.sum(saved[key])
-        self.cost.setAccumulator(saved)
+        return saved
+
+    def reduceAccumulators(self, metrics=()):
+        self.cost.setAccumulator(self.jobAccumulator())
         for metric in metrics:
             for ary in metric.accums.values():
                 self.comm.allreduce(ary.reshape(-1))

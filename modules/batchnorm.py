@@ -21,6 +21,15 @@ class BatchNorm(Module):
     Subclasses set ``ranks``, the input ranks they take, and ``layout``, their shape in error messages:
     statistics are taken over every axis but axis 1 (maps).
 
+    Synchronised (``sync`` set, by a DistributedTrainer with ``syncBatchNorm=True``): train mode takes
+    its statistics over the batches of every process of a data-parallel job together, with one
+    all-reduce of per-map sums for the mean, one for the variance and one in the backward, so every
+    process normalises, and keeps running statistics, as one process would on the union of the
+    batches. ``sync`` is then an object with ``comm`` (an engine.communicator.Communicator),
+    ``samples`` (this process's samples in the step, 0 for a process only keeping the collectives
+    matched) and ``total`` (all processes' samples); the gradient it returns is that of this
+    process's batch-mean loss, as the trainer weighs every process's gradients by its share.
+
     Each mode is one affine map per channel, y = x * k + shift with k = scale / std; its coefficients
     are computed on (maps,) arrays so that the full-size data is crossed as few times as possible.
     Train mode keeps the centred input xc = x - mean (in a scratch array reused while the input shape
@@ -53,6 +62,7 @@ class BatchNorm(Module):
         self.attrs["var"] = xp.ones((maps,), dtype=defaultDtype)
         self.xc = self.mean = self.invstd = self.k = self.gradSums = None
         self.batchStats = True
+        self.sync = None
 
     @property
     def dtype(self):
@@ -63,7 +73,8 @@ class BatchNorm(Module):
         if len(shape) not in self.ranks or shape[1] != self.maps:
             raise ShapeError(f"{self.describe()}: expected input of shape {self.layout.format(maps=self.maps)}, "
                              f"got {tuple(shape)}")
-        if self.train and math.prod(shape) // self.maps < 2:
+        values = math.prod(shape[2:]) * (shape[0] if self.sync is None else self.sync.total)
+        if self.train and values < 2:
             raise ShapeError(f"{self.describe()}: train mode needs more than one value per map to take "
                              f"batch statistics, got input of shape {tuple(shape)}")
 
@@ -108,13 +119,27 @@ class BatchNorm(Module):
             if bias is not None:
                 shift += bias
             return self.affineMap(data, self.k, shift)
-        count = data.size // self.maps
-        mean = self.mapSum(data) / count
+        perSample = data.size // (self.maps * data.shape[0])
+        count = perSample * (data.shape[0] if self.sync is None else self.sync.total)
+        weight = 1.0 if self.sync is None or self.sync.samples else 0.0
+        mean, = self.reduceSums(self.mapSum(data), weight=weight)
+        mean /= count
         xc = self.centre(data, mean)
-        var = self.mapSum(xc, xc) / count
+        var, = self.reduceSums(self.mapSum(xc, xc), weight=weight)
+        var /= count
         self.updateRunning(mean, var, count)
         self.setCoefficients(mean, var)
         return self.affineMap(xc, self.k, bias)
+
+    def reduceSums(self, *sums, weight):
+        """Per-map sums as a tuple; synchronised, each process's times weight summed over the processes,
+        in one all-reduce."""
+        if self.sync is None:
+            return sums
+        packed = xp.concatenate(sums)
+        packed *= weight
+        self.sync.comm.allreduce(packed)
+        return xp.split(packed, len(sums))
 
     def setCoefficients(self, mean, var):
         """Keep the statistics this forward normalises with, 1 / std and k = scale / std, all (maps,)."""
@@ -146,6 +171,10 @@ class BatchNorm(Module):
             return self.affineMap(grad, self.k, None)
         count = grad.size // self.maps
         gsum, gxcsum = self.sumGrads(grad)
+        if self.sync is not None:  # the sums of every process's gradients, each scaled to the job's loss
+            gsum, gxcsum = self.reduceSums(gsum, gxcsum, weight=self.sync.samples / self.sync.total)
+            if not self.sync.samples:
+                return xp.zeros_like(grad)
         gmean, beta = gsum / count, gxcsum * (self.invstd * self.invstd / count)
         if isCuda:
             return self.backwardKernel(grad, self.xc, self.perMap(gmean, grad.shape), self.perMap(beta, grad.shape),

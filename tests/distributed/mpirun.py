@@ -9,9 +9,11 @@ from macrobatch.costs import CrossEntropy
 from macrobatch.engine import setSeed
 from macrobatch.engine.communicator import Communicator, abortOnError
 from macrobatch.handlers.distributedtrainer import DistributedTrainer
+from macrobatch.handlers.callbacks import ModelCheckpoint
 from macrobatch.handlers.distributedvalidator import DistributedValidator
+from macrobatch.handlers.fit import Fit
 from macrobatch.handlers.validator import Validator
-from macrobatch.modules import Activation, Linear, Sequential
+from macrobatch.modules import Activation, BatchNorm1D, Conv1D, Dropout, Flatten, Linear, Sequential
 from macrobatch.optimizers import SGD, Adam
 
 mode, out = sys.argv[1], sys.argv[2]
@@ -23,6 +25,19 @@ def mlp(seed, optimizer):
     net = Sequential(Linear(6, 16), Activation("relu"), Linear(16, 3))
     optimizer.setupOn(net)
     return net, optimizer
+
+
+def bnNet():
+    """Batch statistics in the first layer and after a convolution, on (batch, 4, 5) sequences."""
+    setSeed(3 + comm.rank)
+    return Sequential(BatchNorm1D(4), Conv1D(4, 6, 3, pad=1), BatchNorm1D(6), Activation("relu"), Flatten(),
+                      Linear(30, 3))
+
+
+def bnData():
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((201, 4, 5)) * [[1.0], [2.0], [0.5], [3.0]] + [[0.5], [-1.0], [2.0], [0.0]])
+    return x.astype(np.float32), rng.integers(0, 3, 201)
 
 
 def weights(net):
@@ -44,15 +59,39 @@ class Recording(DistributedTrainer):
 
 
 with abortOnError(comm):
-    if mode == "equal":
+    if mode == "equal":  # argv[3]: the all-reduce's dtype (float32, float16, bfloat16)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((200, 6)).astype(np.float32)
         y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
         net, optimizer = mlp(1, SGD(learnRate=0.1))  # SGD: a wrongly scaled gradient shows (Adam hides it)
-        trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=10)
+        trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=10,
+                                     reduceDtype=None if sys.argv[3] == "float32" else sys.argv[3])
         for epoch in range(2):
             trainer.trainFromHost(x, y, macroBatchSize=50, random=False)
         result = {"weights": weights(net), "error": trainer.cost.getError()}
+    elif mode in ("syncbn", "localbn"):
+        x, y = bnData()
+        net = bnNet()
+        optimizer = SGD(learnRate=0.1)
+        optimizer.setupOn(net)
+        trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=10,
+                                     syncBatchNorm=mode == "syncbn")
+        for epoch in range(2):
+            trainer.trainFromHost(x, y, macroBatchSize=50, random=False)
+        result = {"weights": weights(net), "error": trainer.cost.getError(), "steps": optimizer.steps}
+    elif mode in ("fitrun", "fitresume"):  # argv[3]: the data file, argv[4]: checkpoints folder or file
+        setSeed(7 + comm.rank)
+        net = Sequential(Linear(6, 16), Activation("relu"), Dropout(0.3), Linear(16, 3))
+        optimizer = Adam(learnRate=0.01)
+        optimizer.setupOn(net)
+        checkpoints = [ModelCheckpoint(sys.argv[4], keepLast=None, everyMacroBatches=1)]
+        fit = Fit(net, CrossEntropy(), optimizer, batchsize=10, macroBatchSize=40, seed=5, comm=comm,
+                  callbacks=checkpoints if mode == "fitrun" and comm.rank == 0 else [])
+        if mode == "fitresume":
+            fit.resume(sys.argv[4])
+        with h5py.File(sys.argv[3], "r") as f:
+            fit.run(f["data"], f["labels"], epochs=2)
+        result = {"weights": weights(net), "loss": fit.history["loss"]}
     elif mode in ("visit", "fail"):
         with h5py.File(sys.argv[3], "r") as f:
             net, optimizer = mlp(1, Adam(learnRate=0.01))

@@ -18,7 +18,7 @@ from macrobatch.engine import setSeed
 from macrobatch.engine.communicator import launchedByMpi
 from macrobatch.handlers.sharded import shardRange
 from macrobatch.handlers.trainer import Trainer
-from macrobatch.modules import Activation, Linear, Sequential
+from macrobatch.modules import Activation, BatchNorm1D, Conv1D, Flatten, Linear, Sequential
 from macrobatch.optimizers import SGD
 
 pytest.importorskip("mpi4py", reason="data-parallel tests need mpi4py (pip install macrobatch[mpi])")
@@ -58,10 +58,8 @@ def test_a_single_process_is_not_a_job():
     assert not launchedByMpi()
 
 
-def test_two_ranks_train_the_weights_one_rank_trains_with_the_doubled_batch(tmp_path):
-    ranks = gathered(tmp_path, 2, "equal")
-    assert ranks[0]["weights"] == ranks[1]["weights"]  # the same reduced step everywhere, bit for bit
-    assert ranks[0]["error"] == ranks[1]["error"]
+def doubledBatchRun():
+    """One process with batches of 20 on the samples two ranks train in batches of 10: (net, trainer)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 6)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
@@ -77,9 +75,67 @@ def test_two_ranks_train_the_weights_one_rank_trains_with_the_doubled_batch(tmp_
     trainer = Trainer(net, CrossEntropy(), optimizer, batchsize=20)
     for epoch in range(2):
         trainer.trainFromHost(x[order], y[order], macroBatchSize=200, random=False)
+    return net, trainer
+
+
+def test_two_ranks_train_the_weights_one_rank_trains_with_the_doubled_batch(tmp_path):
+    ranks = gathered(tmp_path, 2, "equal", "float32")
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # the same reduced step everywhere, bit for bit
+    assert ranks[0]["error"] == ranks[1]["error"]
+    net, trainer = doubledBatchRun()
     for key, ary in net.getState().items():
         np.testing.assert_allclose(np.array(ranks[0]["weights"][key], np.float32), ary, rtol=1e-5, atol=1e-6)
     assert ranks[0]["error"] == pytest.approx(trainer.cost.getError(), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["float16", "bfloat16"])
+def test_a_16_bit_all_reduce_trains_nearly_the_float32_weights(tmp_path, kind):
+    ranks = gathered(tmp_path, 2, "equal", kind)
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # every rank decodes the same sum
+    net, _ = doubledBatchRun()
+    reference = net.getState()
+    rounded = 0.0
+    for key, ary in reference.items():
+        got = np.array(ranks[0]["weights"][key], np.float32)
+        np.testing.assert_allclose(got, ary, rtol=0, atol=2e-2 if kind == "bfloat16" else 2e-3)
+        rounded = max(rounded, float(np.abs(got - ary).max()))
+    assert rounded > 1e-7  # the gradients did travel rounded
+
+
+def bnReference():
+    """One process training the driver's BatchNorm network on what two ranks train together."""
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((201, 4, 5)) * [[1.0], [2.0], [0.5], [3.0]] + [[0.5], [-1.0], [2.0], [0.0]])
+    x, y = x.astype(np.float32), rng.integers(0, 3, 201)
+    # Shards: rank 0 samples 0..99, rank 1 100..200, in macrobatches of 50 (rank 1's second holds 51)
+    # and batches of 10; step k joins rank 0's k-th batch and rank 1's, the last has rank 1's sample 200.
+    order = [np.arange(a, b) for m in range(2) for j in range(5) for rank in range(2)
+             for a, b in [(rank * 100 + 50 * m + 10 * j, rank * 100 + 50 * m + 10 * j + 10)]] + [np.array([200])]
+    order = np.concatenate(order)
+    setSeed(3)
+    net = Sequential(BatchNorm1D(4), Conv1D(4, 6, 3, pad=1), BatchNorm1D(6), Activation("relu"), Flatten(),
+                     Linear(30, 3))
+    optimizer = SGD(learnRate=0.1)
+    optimizer.setupOn(net)
+    trainer = Trainer(net, CrossEntropy(), optimizer, batchsize=20)
+    for epoch in range(2):
+        trainer.trainFromHost(x[order], y[order], macroBatchSize=201, random=False)
+    return net, trainer, optimizer
+
+
+def test_synchronised_batchnorm_trains_as_one_process_on_the_union_of_the_batches(tmp_path):
+    ranks = gathered(tmp_path, 2, "syncbn")
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # running statistics included, bit for bit
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 22  # rank 0 joined the last step of each epoch idle
+    net, trainer, optimizer = bnReference()
+    assert optimizer.steps == 22
+    for key, ary in net.getState().items():
+        np.testing.assert_allclose(np.array(ranks[0]["weights"][key], np.float32), ary, rtol=1e-4, atol=1e-5,
+                                   err_msg=key)
+    assert ranks[0]["error"] == pytest.approx(trainer.cost.getError(), rel=1e-5)
+    local = gathered(tmp_path, 2, "localbn")  # per-process statistics: not the same training
+    assert local[0]["weights"]["attrs/0.mean"] != local[1]["weights"]["attrs/0.mean"]
+    assert not np.allclose(np.array(local[0]["weights"]["params/5.W"]), net.getState()["params/5.W"], atol=1e-4)
 
 
 def writeIds(path, samples):
@@ -116,6 +172,22 @@ def test_a_failing_rank_stops_the_whole_job_with_its_error(tmp_path):
     assert not (tmp_path / "out.json").exists()
 
 
+def test_a_job_resumed_between_two_macrobatches_continues_exactly(tmp_path):
+    path = tmp_path / "ids.h5"
+    writeIds(path, 203)
+    straight = gathered(tmp_path, 2, "fitrun", path, tmp_path / "ck")
+    assert straight[0]["weights"] == straight[1]["weights"]
+    middle = tmp_path / "ck" / "epoch-0001-mb000002.h5"  # epoch 2, after 2 of each rank's 3 macrobatches
+    resumed = gathered(tmp_path, 2, "fitresume", path, middle)
+    assert resumed[0]["weights"] == straight[0]["weights"]  # Dropout masks included: bit for bit
+    assert resumed[1]["weights"] == straight[1]["weights"]
+    # the epoch's loss: the job's sum over the first 2 macrobatches came back once, not once per rank
+    assert resumed[0]["loss"] == pytest.approx(straight[0]["loss"], rel=1e-6)
+    child, _ = mpiexec(3, "fitresume", tmp_path / "out.json", path, middle)
+    assert child.returncode != 0
+    assert "by a job of 2 process(es); resume it with 2 (this job has 3)" in child.stderr
+
+
 def test_cli_under_mpiexec_trains_with_rank_0_alone_writing_and_resumes(tmp_path):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", MACROBATCH_CPU_THREADS="1",
                OPENBLAS_NUM_THREADS="1", MACROBATCH_CACHE=str(tmp_path / "cache"))
@@ -132,6 +204,18 @@ def test_cli_under_mpiexec_trains_with_rank_0_alone_writing_and_resumes(tmp_path
     assert second.stdout.count("resumed from") == 1 and "epoch   3/3" in second.stdout
     rows = (tmp_path / "log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2", "3"]
+
+
+def test_cli_trains_the_cnn_with_synchronised_batchnorm_and_a_bfloat16_all_reduce(tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", MACROBATCH_CPU_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MACROBATCH_CACHE=str(tmp_path / "cache"))
+    child = subprocess.run([MPIEXEC, "--oversubscribe", "-n", "2", sys.executable, "-m", "macrobatch.cli", "train",
+                            "--epochs", "3", "--no-progress", "--curve", "none", "--sync-batchnorm",
+                            "--reduce-dtype", "bfloat16", "--out", str(tmp_path / "m.h5")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-3000:]
+    accuracy = float(child.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.6  # the CNN learns (about 0.85 after 3 epochs; chance is 0.1)
 
 
 def test_the_local_rank_comes_from_the_launcher(monkeypatch):
