@@ -2,12 +2,14 @@
 
 Trains an MLP (784-1024-1024-10, fp32, Adam, batch 128 per process) with DistributedTrainer on
 generated data and reports samples/s for 1 process with 1 and with all BLAS threads and for N
-processes with 1 thread each (the same cores), the all-reduce time per step and its share of the step.
+processes with 1 thread each (the same cores), the all-reduce time per step and its share of the step,
+with the gradients summed as float32 and as 16-bit words (bfloat16, float16: encode, all-reduce, decode).
 Each configuration runs in its own mpiexec job; this script, run without MPI, starts them and prints
 the table. The weak scaling this measures is what one machine's cores give; across GPUs or machines
 the share of the all-reduce is what to watch.
 
-Options: --ranks N (default 2), --samples S per process (default 8192), --epochs E timed (default 3).
+Options: --ranks N (default 2), --samples S per epoch over all processes (default 16384), --epochs E timed
+(default 3).
 """
 import argparse
 import json
@@ -19,7 +21,7 @@ import time
 import numpy as np
 
 
-def worker(samples, epochs):
+def worker(samples, epochs, reduceDtype):
     """One process of the job: time epochs of trainFromHost, and the all-reduces inside them."""
     from macrobatch.costs import CrossEntropy
     from macrobatch.engine import setSeed
@@ -36,16 +38,18 @@ def worker(samples, epochs):
     rng = np.random.default_rng(comm.rank)
     data = rng.standard_normal((samples * comm.size, 784), dtype=np.float32)
     labels = rng.integers(0, 10, samples * comm.size)
-    trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=128)
+    trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=128,
+                                 reduceDtype=None if reduceDtype == "float32" else reduceDtype)
     reduceSeconds = [0.0]
-    allreduce = comm.allreduce
 
-    def timedAllreduce(ary, op="sum"):
-        start = time.perf_counter()
-        allreduce(ary, op)
-        reduceSeconds[0] += time.perf_counter() - start
+    def timed(function):
+        def call(*args):
+            start = time.perf_counter()
+            function(*args)
+            reduceSeconds[0] += time.perf_counter() - start
+        return call
 
-    comm.allreduce = timedAllreduce
+    comm.allreduce, trainer.allreduceWords = timed(comm.allreduce), timed(trainer.allreduceWords)
     trainer.trainFromHost(data, labels, macroBatchSize=4096)  # warm up
     comm.barrier()
     reduceSeconds[0], steps0 = 0.0, optimizer.steps
@@ -61,11 +65,12 @@ def worker(samples, epochs):
                           "stepMs": 1e3 * seconds / steps, "allreduceMs": 1e3 * max(shares) / steps}))
 
 
-def run(ranks, threads, samples, epochs):
+def run(ranks, threads, samples, epochs, reduceDtype="float32"):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                MACROBATCH_CPU_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     out = subprocess.run(["mpiexec", "--oversubscribe", "--bind-to", "none", "-n", str(ranks), sys.executable,
-                          __file__, "--worker", "--samples", str(samples // ranks), "--epochs", str(epochs)],
+                          __file__, "--worker", "--samples", str(samples // ranks), "--epochs", str(epochs),
+                          "--reduce-dtype", reduceDtype],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -76,14 +81,17 @@ def main():
     parser.add_argument("--samples", type=int, default=16384, help="samples per epoch, over all processes")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reduce-dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.samples, args.epochs)
+        worker(args.samples, args.epochs, args.reduce_dtype)
         return
     cores = os.cpu_count()
     rows = [("1 process, 1 thread", run(1, 1, args.samples, args.epochs)),
             (f"1 process, {cores} threads", run(1, cores, args.samples, args.epochs)),
             (f"{args.ranks} processes, 1 thread each", run(args.ranks, 1, args.samples, args.epochs))]
+    rows += [(f"{args.ranks} processes, 1 thread each, {kind} all-reduce",
+              run(args.ranks, 1, args.samples, args.epochs, kind)) for kind in ("bfloat16", "float16")]
     base = rows[0][1]["samplesPerSecond"]
     print("| configuration | samples/s | vs 1 process, 1 thread | step ms | all-reduce ms | all-reduce share |")
     print("|---|---|---|---|---|---|")

@@ -1,8 +1,10 @@
 """DistributedTrainer: a Trainer in one process of a data-parallel job (issue 8)."""
 import contextlib
 
+import numpy
+
 from ..engine.backend import isCuda, xp
-from ..engine.errors import NonFiniteError
+from ..engine.errors import DtypeError, NonFiniteError
 from ..engine.wire16 import Wire16
 from ..modules.batchnorm import BatchNorm
 from ..optimizers.gradientaccumulation import GradientAccumulation
@@ -47,6 +49,8 @@ class DistributedTrainer(Sharded, Trainer):
         if isinstance(optimizer, GradientAccumulation):
             raise ValueError("DistributedTrainer: GradientAccumulation is not supported; the processes "
                              "already add up their batches in every step")
+        if reduceDtype is not None and mod.dtype != numpy.float32:
+            raise DtypeError(f"DistributedTrainer: reduceDtype={reduceDtype!r} needs a float32 model, got {mod.dtype}")
         super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite)
         self.comm = comm
         self.roundSizes = [0]

@@ -13,7 +13,7 @@ import numpy
 
 from ..engine import serialize, setSeed
 from ..engine.backend import isCuda, isDeviceArray, toHost
-from ..engine.errors import MacrobatchError, ModelFileError
+from ..engine.errors import ModelFileError
 from ..engine.random import hostRng
 from .calculator import Calculator
 from .distributedtrainer import DistributedTrainer
@@ -242,9 +242,9 @@ class Fit:
         """Restore a state from getState (the model checked whole before anything changes)."""
         position, processes = int(state.get("position", 0)), int(state.get("processes", 1))
         if position and processes != self.processes:
-            raise MacrobatchError(f"{source} was written between two macrobatches by a job of {processes} "
-                                  f"process(es); resume it with {processes} (this job has {self.processes}), or "
-                                  "from a checkpoint at an epoch's end")
+            raise ModelFileError(f"{source} was written between two macrobatches by a job of {processes} "
+                                 f"process(es); resume it with {processes} (this job has {self.processes}), or "
+                                 "from a checkpoint at an epoch's end")
         self.mod.setState({f"{kind}/{name}": ary for kind in ("params", "attrs")
                            for name, ary in state["model"].get(kind, {}).items()}, source)
         self.optimizer.setState(state["optimizer"])
