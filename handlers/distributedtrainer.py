@@ -59,10 +59,14 @@ class DistributedTrainer(Sharded, Trainer):
         self.idleSample = None
         self.wire = None if reduceDtype is None else Wire16(reduceDtype)
         self.wireBuffers = {}
-        for var in mod.getVariables().values():
-            comm.broadcast(var.data)
-        for owner, name in mod.getAttrs().values():
-            comm.broadcast(owner.attrs[name])
+        self.broadcastModel()
+
+    def broadcastModel(self):
+        """Copy rank 0's parameters and statistics into every process's model (collective)."""
+        for var in self.mod.getVariables().values():
+            self.comm.broadcast(var.data)
+        for owner, name in self.mod.getAttrs().values():
+            self.comm.broadcast(owner.attrs[name])
 
     def trainFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None, random=True, *,
                       startMacroBatch=0):

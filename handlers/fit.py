@@ -13,6 +13,7 @@ import numpy
 
 from ..engine import serialize, setSeed
 from ..engine.backend import isCuda, isDeviceArray, toHost
+from ..engine.communicator import abortOnError
 from ..engine.errors import ModelFileError
 from ..engine.random import hostRng
 from .calculator import Calculator
@@ -99,7 +100,15 @@ class Fit:
         Ctrl-C (SIGINT) stops at the end of the current batch, never inside an update or a checkpoint
         write: callbacks' ``onInterrupt`` run, then KeyboardInterrupt is raised again. The interrupted
         epoch is not counted (``epoch`` stays at the epochs completed), so resuming from the last
-        checkpoint redoes it. A second Ctrl-C interrupts at once."""
+        checkpoint redoes it. A second Ctrl-C interrupts at once.
+
+        In a data-parallel job rank 0's callbacks decide: when they stop training, every process stops
+        after the same epoch, and at the end rank 0's weights (restored best ones, say) are copied into
+        every process. A process that fails aborts the whole job (engine.communicator.abortOnError)."""
+        with abortOnError(self.comm):
+            return self.runEpochs(data, target, epochs, valData, valTarget)
+
+    def runEpochs(self, data, target, epochs, valData, valTarget):
         self.stopTraining, self.epochs, self.interruptRequested = False, epochs, False
         previousHandler = self.deferInterrupts()
         try:
@@ -108,8 +117,12 @@ class Fit:
             while self.epoch < epochs and not self.stopTraining:
                 self.runEpoch(data, target, valData, valTarget)
                 self.checkInterrupt()
+                if self.comm is not None:
+                    self.stopTraining = self.comm.allgather(self.stopTraining)[0]
             for callback in self.callbacks:
                 callback.onTrainEnd(self)
+            if self.comm is not None:
+                self.trainer.broadcastModel()
         except KeyboardInterrupt:
             for callback in self.callbacks:
                 callback.onInterrupt(self)

@@ -9,7 +9,7 @@ from macrobatch.costs import CrossEntropy
 from macrobatch.engine import setSeed
 from macrobatch.engine.communicator import Communicator, abortOnError
 from macrobatch.handlers.distributedtrainer import DistributedTrainer
-from macrobatch.handlers.callbacks import ModelCheckpoint
+from macrobatch.handlers.callbacks import Callback, ModelCheckpoint
 from macrobatch.handlers.distributedvalidator import DistributedValidator
 from macrobatch.handlers.fit import Fit
 from macrobatch.handlers.validator import Validator
@@ -92,6 +92,22 @@ with abortOnError(comm):
         with h5py.File(sys.argv[3], "r") as f:
             fit.run(f["data"], f["labels"], epochs=2)
         result = {"weights": weights(net), "loss": fit.history["loss"]}
+    elif mode == "stop":  # only rank 0 has callbacks: one stops training after epoch 2 of 6
+        setSeed(7 + comm.rank)
+        net = Sequential(Linear(6, 16), Activation("relu"), Linear(16, 3))
+        optimizer = Adam(learnRate=0.01)
+        optimizer.setupOn(net)
+
+        class StopAfterTwo(Callback):
+            def onEpochEnd(self, fit, logs):
+                fit.stopTraining = fit.epoch == 2
+                fit.mod.getVariables()["0.W"].data[...] = 0.0  # "restores" weights the others don't have
+
+        fit = Fit(net, CrossEntropy(), optimizer, batchsize=10, macroBatchSize=40, seed=5, comm=comm,
+                  callbacks=[StopAfterTwo()] if comm.rank == 0 else [])
+        with h5py.File(sys.argv[3], "r") as f:
+            fit.run(f["data"], f["labels"], epochs=6)
+        result = {"weights": weights(net), "epochs": fit.epoch}
     elif mode in ("visit", "fail"):
         with h5py.File(sys.argv[3], "r") as f:
             net, optimizer = mlp(1, Adam(learnRate=0.01))

@@ -188,6 +188,15 @@ def test_a_job_resumed_between_two_macrobatches_continues_exactly(tmp_path):
     assert "by a job of 2 process(es); resume it with 2 (this job has 3)" in child.stderr
 
 
+def test_rank_0s_callbacks_stop_every_process_and_its_weights_end_everywhere(tmp_path):
+    path = tmp_path / "ids.h5"
+    writeIds(path, 100)
+    results = gathered(tmp_path, 2, "stop", path)
+    assert [rank["epochs"] for rank in results] == [2, 2]
+    assert results[1]["weights"] == results[0]["weights"]
+    assert not np.any(results[1]["weights"]["params/0.W"])
+
+
 def test_cli_under_mpiexec_trains_with_rank_0_alone_writing_and_resumes(tmp_path):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", MACROBATCH_CPU_THREADS="1",
                OPENBLAS_NUM_THREADS="1", MACROBATCH_CACHE=str(tmp_path / "cache"))
