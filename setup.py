@@ -24,9 +24,10 @@ setup(
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],
         "plot": ["matplotlib>=3.5"],
-        "mpi": ["mpi4py>=4.0"],
+        "mpi": ["mpi4py>=4.0", "threadpoolctl>=3.1"],
         "test": ["pytest>=7", "hypothesis>=6"],
-        "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "mpi4py>=4.0"],
+        "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "mpi4py>=4.0",
+                "threadpoolctl>=3.1"],
     },
     entry_points={"console_scripts": ["macrobatch=macrobatch.cli:main"]},
 )

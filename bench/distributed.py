@@ -1,9 +1,11 @@
 """Data-parallel throughput: ``python bench/distributed.py`` (needs mpiexec and mpi4py).
 
 Trains an MLP (784-1024-1024-10, fp32, Adam, batch 128 per process) with DistributedTrainer on
-generated data and reports samples/s for 1 process with 1 and with all BLAS threads and for N
-processes with 1 thread each (the same cores), the all-reduce time per step and its share of the step,
-with the gradients summed as float32 and as 16-bit words (bfloat16, float16: encode, all-reduce, decode).
+generated data and reports samples/s for 1 process with 1 and with all BLAS threads, and for N
+processes on the same cores: with 1 thread each, with the thread counts macrobatch picks (the cores
+shared) and with every process running a thread per core; also the all-reduce time per step and its
+share of the step, with the gradients summed as float32 and as 16-bit words (bfloat16, float16:
+encode, all-reduce, decode).
 Each configuration runs in its own mpiexec job; this script, run without MPI, starts them and prints
 the table. The weak scaling this measures is what one machine's cores give; across GPUs or machines
 the share of the all-reduce is what to watch.
@@ -19,6 +21,8 @@ import sys
 import time
 
 import numpy as np
+
+from macrobatch.engine.parallel import threadVariables
 
 
 def worker(samples, epochs, reduceDtype):
@@ -66,8 +70,12 @@ def worker(samples, epochs, reduceDtype):
 
 
 def run(ranks, threads, samples, epochs, reduceDtype="float32"):
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               MACROBATCH_CPU_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    """One mpiexec job's figures; threads None leaves the thread counts to macrobatch (the cores shared)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    for name in threadVariables:
+        env.pop(name, None)
+        if threads is not None:
+            env[name] = str(threads)
     out = subprocess.run(["mpiexec", "--oversubscribe", "--bind-to", "none", "-n", str(ranks), sys.executable,
                           __file__, "--worker", "--samples", str(samples // ranks), "--epochs", str(epochs),
                           "--reduce-dtype", reduceDtype],
@@ -89,7 +97,10 @@ def main():
     cores = os.cpu_count()
     rows = [("1 process, 1 thread", run(1, 1, args.samples, args.epochs)),
             (f"1 process, {cores} threads", run(1, cores, args.samples, args.epochs)),
-            (f"{args.ranks} processes, 1 thread each", run(args.ranks, 1, args.samples, args.epochs))]
+            (f"{args.ranks} processes, 1 thread each", run(args.ranks, 1, args.samples, args.epochs)),
+            (f"{args.ranks} processes, threads left to macrobatch", run(args.ranks, None, args.samples, args.epochs)),
+            (f"{args.ranks} processes, {cores} threads each (oversubscribed)",
+             run(args.ranks, cores, args.samples, args.epochs))]
     rows += [(f"{args.ranks} processes, 1 thread each, {kind} all-reduce",
               run(args.ranks, 1, args.samples, args.epochs, kind)) for kind in ("bfloat16", "float16")]
     base = rows[0][1]["samplesPerSecond"]

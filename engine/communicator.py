@@ -14,6 +14,7 @@ import traceback
 import numpy
 
 from .backend import isCuda, xp
+from .parallel import setThreads
 
 _ncclTypes = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64",
               "int32": "NCCL_INT32", "int64": "NCCL_INT64"}
@@ -55,7 +56,11 @@ class Communicator:
     """The processes of one data-parallel job. comm: an mpi4py communicator (default COMM_WORLD).
 
     On the CuPy backend each process uses one GPU (the backend picks it by the rank on the node) and
-    an NCCL communicator carries the device collectives.
+    an NCCL communicator carries the device collectives. In a job of several processes each one's CPU
+    threads (macrobatch's and the BLAS's) are limited to its share of its machine's cores
+    (``coresOfMine``), unless the thread variables of engine.parallel are set: N processes each
+    running all the cores' threads on N cores is several times slower than one thread each.
+    ``threads`` holds the limits set.
     """
 
     def __init__(self, comm=None):
@@ -69,6 +74,17 @@ class Communicator:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.nccl = self.makeNccl() if isCuda and self.size > 1 else None
         self.wireOps = {}
+        self.threads = setThreads(self.coresOfMine()) if self.size > 1 else None
+
+    def coresOfMine(self):
+        """The CPU cores this process may use without competing with the job's other processes on its
+        machine: the cores it may run on, split evenly among the processes that may run on them too
+        (all of a machine's processes when the launcher binds none, one when it binds each to its own)."""
+        mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        node = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED)
+        sharing = sum(1 for cores in node.allgather(mine) if cores & mine)
+        node.Free()
+        return max(1, len(mine) // sharing)
 
     def makeNccl(self):
         from cupy.cuda import nccl

@@ -1,5 +1,6 @@
 """Driver run under mpiexec by test_distributed.py: python mpirun.py MODE OUT.json [FILE.h5]."""
 import json
+import os
 import sys
 
 import h5py
@@ -108,6 +109,11 @@ with abortOnError(comm):
         with h5py.File(sys.argv[3], "r") as f:
             fit.run(f["data"], f["labels"], epochs=6)
         result = {"weights": weights(net), "epochs": fit.epoch}
+    elif mode == "threads":
+        from macrobatch.engine import parallel
+        from threadpoolctl import threadpool_info
+        result = {"threads": comm.threads, "workers": parallel.workers, "cores": len(os.sched_getaffinity(0)),
+                  "blas": [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]}
     elif mode in ("visit", "fail"):
         with h5py.File(sys.argv[3], "r") as f:
             net, optimizer = mlp(1, Adam(learnRate=0.01))

@@ -16,6 +16,7 @@ import pytest
 from macrobatch.costs import CrossEntropy
 from macrobatch.engine import setSeed
 from macrobatch.engine.communicator import launchedByMpi
+from macrobatch.engine.parallel import threadVariables
 from macrobatch.handlers.sharded import shardRange
 from macrobatch.handlers.trainer import Trainer
 from macrobatch.modules import Activation, BatchNorm1D, Conv1D, Flatten, Linear, Sequential
@@ -27,19 +28,23 @@ pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="data-parallel tests nee
 DRIVER = os.path.join(os.path.dirname(__file__), "mpirun.py")
 
 
-def mpiexec(ranks, *args, timeout=120):
-    """Run the driver on ranks processes; returns (completed process, seconds)."""
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               MACROBATCH_CPU_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+def mpiexec(ranks, *args, timeout=120, threads="1", launcher=()):
+    """Run the driver on ranks processes (threads: the thread variables' value, None to set none);
+    returns (completed process, seconds)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    for name in threadVariables:
+        env.pop(name, None)
+        if threads is not None:
+            env[name] = threads
     start = time.perf_counter()
-    child = subprocess.run([MPIEXEC, "--oversubscribe", "-n", str(ranks), sys.executable, DRIVER, *map(str, args)],
-                           env=env, capture_output=True, text=True, timeout=timeout)
+    child = subprocess.run([MPIEXEC, "--oversubscribe", *launcher, "-n", str(ranks), sys.executable, DRIVER,
+                            *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
     return child, time.perf_counter() - start
 
 
-def gathered(tmp_path, ranks, mode, *args):
+def gathered(tmp_path, ranks, mode, *args, **options):
     out = tmp_path / "out.json"
-    child, _ = mpiexec(ranks, mode, out, *args)
+    child, _ = mpiexec(ranks, mode, out, *args, **options)
     assert child.returncode == 0, child.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -195,6 +200,17 @@ def test_rank_0s_callbacks_stop_every_process_and_its_weights_end_everywhere(tmp
     assert [rank["epochs"] for rank in results] == [2, 2]
     assert results[1]["weights"] == results[0]["weights"]
     assert not np.any(results[1]["weights"]["params/0.W"])
+
+
+@pytest.mark.parametrize("binding", ["core", "none"])
+def test_processes_share_the_cores_instead_of_each_running_a_thread_per_core(tmp_path, binding):
+    pytest.importorskip("threadpoolctl")
+    for rank in gathered(tmp_path, 2, "threads", threads=None, launcher=("--bind-to", binding)):
+        own = rank["cores"] if binding == "core" else max(1, rank["cores"] // 2)  # bound: 1 core each here
+        assert rank["threads"] == {"workers": own, "blas": own}
+        assert rank["workers"] == own and rank["blas"] == [own]
+    for rank in gathered(tmp_path, 2, "threads", threads="1"):  # what the user sets stays
+        assert rank["threads"] == {"workers": 1, "blas": None}
 
 
 def test_cli_under_mpiexec_trains_with_rank_0_alone_writing_and_resumes(tmp_path):
