@@ -72,7 +72,7 @@ class Communicator:
         self.mpi = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.nccl = self.makeNccl() if isCuda and self.size > 1 else None
+        self.nccl = self.makeNccl() if isCuda else None  # one process too: a single GPU tests the path
         self.wireOps = {}
         self.threads = setThreads(self.coresOfMine()) if self.size > 1 else None
 
@@ -102,12 +102,11 @@ class Communicator:
         """Sum (or, with op="mean", average) ary over all processes, in place; returns ary."""
         if op not in ("sum", "mean"):
             raise ValueError(f"Communicator.allreduce: op must be 'sum' or 'mean', got {op!r}")
-        if self.size > 1:
-            if isinstance(ary, numpy.ndarray):
-                self.comm.Allreduce(self.mpi.IN_PLACE, ary, op=self.mpi.SUM)
-            else:
-                self.nccl.allReduce(ary.data.ptr, ary.data.ptr, ary.size, self.ncclType(ary),
-                                    self.ncclModule.NCCL_SUM, xp.cuda.get_current_stream().ptr)
+        if isinstance(ary, numpy.ndarray):
+            self.comm.Allreduce(self.mpi.IN_PLACE, ary, op=self.mpi.SUM)
+        else:
+            self.nccl.allReduce(ary.data.ptr, ary.data.ptr, ary.size, self.ncclType(ary),
+                                self.ncclModule.NCCL_SUM, xp.cuda.get_current_stream().ptr)
         if op == "mean":
             ary /= self.size
         return ary
@@ -116,8 +115,6 @@ class Communicator:
         """Sum, in place, uint16 words that hold wire.kind values (engine.wire16.Wire16) over all
         processes: NCCL sums them as its float16 or bfloat16 type; MPI with an operation that decodes,
         adds and encodes again. Returns bits."""
-        if self.size == 1:
-            return bits
         if isinstance(bits, numpy.ndarray):
             op = self.wireOps.get(wire.kind)
             if op is None:
@@ -134,11 +131,10 @@ class Communicator:
 
     def broadcast(self, ary, root=0):
         """Copy root's ary into every process's ary, in place; returns ary."""
-        if self.size > 1:
-            if isinstance(ary, numpy.ndarray):
-                self.comm.Bcast(ary, root=root)
-            else:
-                self.nccl.bcast(ary.data.ptr, ary.size, self.ncclType(ary), root, xp.cuda.get_current_stream().ptr)
+        if isinstance(ary, numpy.ndarray):
+            self.comm.Bcast(ary, root=root)
+        else:
+            self.nccl.bcast(ary.data.ptr, ary.size, self.ncclType(ary), root, xp.cuda.get_current_stream().ptr)
         return ary
 
     def allgather(self, value):

@@ -114,6 +114,30 @@ with abortOnError(comm):
         from threadpoolctl import threadpool_info
         result = {"threads": comm.threads, "workers": parallel.workers, "cores": len(os.sched_getaffinity(0)),
                   "blas": [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]}
+    elif mode == "device":  # one process on one GPU: NCCL's collectives and the CuPy paths run
+        import cupy
+        from macrobatch.engine.wire16 import Wire16
+        from macrobatch.handlers.trainer import Trainer
+        x = cupy.arange(1000, dtype=cupy.float32) / 7
+        same = [bool((comm.allreduce(x.copy()) == x).all()), bool((comm.broadcast(x.copy()) == x).all())]
+        values = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+        words = {}
+        for kind in ("bfloat16", "float16"):
+            wire, host = Wire16(kind), np.empty(5000, np.uint16)
+            device = comm.allreduceWords(wire.encode(cupy.asarray(values), cupy.empty(5000, cupy.uint16)), wire)
+            words[kind] = bool((cupy.asnumpy(device) == wire.encode(values, host)).all())
+        x, y = bnData()
+        runs = {}
+        for name in ("trainer", "synced", "bfloat16"):
+            net = bnNet()
+            optimizer = SGD(learnRate=0.1)
+            optimizer.setupOn(net)
+            trainer = (Trainer(net, CrossEntropy(), optimizer, batchsize=10) if name == "trainer" else
+                       DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=10, syncBatchNorm=True,
+                                          reduceDtype="bfloat16" if name == "bfloat16" else None))
+            trainer.trainFromHost(x, y, macroBatchSize=50, random=True)
+            runs[name] = weights(net)
+        result = {"same": same, "words": words, "runs": runs}
     elif mode in ("visit", "fail"):
         with h5py.File(sys.argv[3], "r") as f:
             net, optimizer = mlp(1, Adam(learnRate=0.01))

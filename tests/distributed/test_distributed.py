@@ -243,6 +243,17 @@ def test_cli_trains_the_cnn_with_synchronised_batchnorm_and_a_bfloat16_all_reduc
     assert accuracy > 0.6  # the CNN learns (about 0.85 after 3 epochs; chance is 0.1)
 
 
+@pytest.mark.cuda
+def test_nccl_collectives_16_bit_words_and_synchronised_batchnorm_run_on_one_gpu(tmp_path):
+    result, = gathered(tmp_path, 1, "device")
+    assert result["same"] == [True, True]  # a sum and a broadcast over one GPU leave the array
+    assert result["words"] == {"bfloat16": True, "float16": True}  # device words equal the host's
+    runs = result["runs"]
+    for key, ary in runs["trainer"].items():  # synchronised over one process: plain BatchNorm
+        np.testing.assert_allclose(runs["synced"][key], ary, rtol=1e-4, atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(runs["bfloat16"][key], ary, rtol=0, atol=5e-3, err_msg=key)
+
+
 def test_the_local_rank_comes_from_the_launcher(monkeypatch):
     from macrobatch.engine.backend import localRank
     for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):
