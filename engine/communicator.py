@@ -37,13 +37,13 @@ def worldCommunicator():
 
 
 @contextlib.contextmanager
-def abortOnError(comm):
-    """Around a process's work in a job of several: an exception (Ctrl-C included) prints its
-    traceback, with the rank, and aborts every process, instead of leaving the others waiting forever
-    in their next collective."""
+def abortOnError(comm, kinds=BaseException):
+    """Around a process's work in a job of several: an exception of kinds (default: any, Ctrl-C
+    included) prints its traceback, with the rank, and aborts every process, instead of leaving the
+    others waiting forever in their next collective."""
     try:
         yield
-    except BaseException:
+    except kinds:
         if comm is None or comm.size == 1:
             raise
         print(f"macrobatch: rank {comm.rank} of {comm.size} failed; stopping the job", file=sys.stderr)

@@ -104,8 +104,9 @@ class Fit:
 
         In a data-parallel job rank 0's callbacks decide: when they stop training, every process stops
         after the same epoch, and at the end rank 0's weights (restored best ones, say) are copied into
-        every process. A process that fails aborts the whole job (engine.communicator.abortOnError)."""
-        with abortOnError(self.comm):
+        every process. An exception in one process aborts the whole job (engine.communicator.abortOnError);
+        Ctrl-C is raised on as KeyboardInterrupt, for the caller to report (the command line aborts then)."""
+        with abortOnError(self.comm, Exception):
             return self.runEpochs(data, target, epochs, valData, valTarget)
 
     def runEpochs(self, data, target, epochs, valData, valTarget):
