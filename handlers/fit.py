@@ -89,9 +89,13 @@ class Fit:
         self.epoch, self.epochs = 0, 0
         self.position = 0  # macrobatches of the current epoch done (a checkpoint taken between two of them)
         self.resumedAccumulator = self.jobAccumulator = None
-        self.processes = 1 if self.comm is None else self.comm.size
         self.history = {}
         self.stopTraining = self.interruptRequested = False
+
+    @property
+    def processes(self):
+        """The number of processes training together (1 without comm)."""
+        return 1 if self.comm is None else self.comm.size
 
     def run(self, data, target, epochs, valData=None, valTarget=None):
         """Train until epochs epochs are complete (counting those of a resumed checkpoint) or a callback
@@ -223,8 +227,8 @@ class Fit:
         job, summed over the processes), and the number of processes, which a resumed run between two
         macrobatches must match."""
         model = {"params": {}, "attrs": {}}
-        distributedPart = self.comm is not None and self.position
-        accumulator = self.jobAccumulator if distributedPart else self.trainer.cost.getAccumulator()
+        inEpoch = self.comm is not None and self.position
+        accumulator = self.jobAccumulator if inEpoch else self.trainer.cost.getAccumulator()
         for key, ary in self.mod.getState().items():
             kind, name = key.split("/", 1)
             model[kind][name] = ary

@@ -73,8 +73,7 @@ class BatchNorm(Module):
         if len(shape) not in self.ranks or shape[1] != self.maps:
             raise ShapeError(f"{self.describe()}: expected input of shape {self.layout.format(maps=self.maps)}, "
                              f"got {tuple(shape)}")
-        values = math.prod(shape[2:]) * (shape[0] if self.sync is None else self.sync.total)
-        if self.train and values < 2:
+        if self.train and self.statCount(shape) < 2:
             raise ShapeError(f"{self.describe()}: train mode needs more than one value per map to take "
                              f"batch statistics, got input of shape {tuple(shape)}")
 
@@ -119,8 +118,7 @@ class BatchNorm(Module):
             if bias is not None:
                 shift += bias
             return self.affineMap(data, self.k, shift)
-        perSample = data.size // (self.maps * data.shape[0])
-        count = perSample * (data.shape[0] if self.sync is None else self.sync.total)
+        count = self.statCount(data.shape)
         weight = 1.0 if self.sync is None or self.sync.samples else 0.0
         mean, = self.reduceSums(self.mapSum(data), weight=weight)
         mean /= count
@@ -130,6 +128,11 @@ class BatchNorm(Module):
         self.updateRunning(mean, var, count)
         self.setCoefficients(mean, var)
         return self.affineMap(xc, self.k, bias)
+
+    def statCount(self, shape):
+        """Values per map that train-mode statistics are taken over: this batch's, or synchronised,
+        those of every process's batch in the step."""
+        return math.prod(shape[2:]) * (shape[0] if self.sync is None else self.sync.total)
 
     def reduceSums(self, *sums, weight):
         """Per-map sums as a tuple; synchronised, each process's times weight summed over the processes,
