@@ -8,8 +8,12 @@ pinned buffer, converting its dtype, once the slot's previous copy has left it. 
 the copy of macrobatch k+1 on a dedicated stream before handing out macrobatch k, so the DMA runs
 while k trains; the compute stream waits on an event for each copy, and each copy waits on an event
 for the compute that last used its device buffer. The host never waits on the device here. Device
+buffers are allocated on the device that was current where the Uploader was made (CUDA's current device
+is per host thread: the reader thread's own would be GPU 0 whatever device the process chose). Device
 buffers that do not fit raise DeviceMemoryError, which names the largest macroBatchSize that would.
 """
+import os
+
 import numpy
 
 from .backend import isCuda, xp
@@ -30,6 +34,7 @@ class Uploader:
         self.slots = [{} for _ in range(SLOTS)]
         self.staged = 0
         if isCuda:
+            self.device = xp.cuda.Device()
             self.stream = xp.cuda.Stream(non_blocking=True)
 
     def stage(self, blocks, dtypes):
@@ -42,19 +47,20 @@ class Uploader:
         if "copied" in slot:
             slot["copied"].synchronize()  # the previous copy from this pinned buffer has finished
         views = []
-        for i, (block, dtype) in enumerate(zip(blocks, dtypes)):
-            dtype = numpy.dtype(dtype or block.dtype)
-            shape = (self.capacity,) + tuple(block.shape[1:])
-            pinned = slot.get(("pinned", i))
-            if pinned is None or pinned.shape != shape or pinned.dtype != dtype:
-                try:
-                    slot[("device", i)] = xp.empty(shape, dtype)
-                except xp.cuda.memory.OutOfMemoryError as error:
-                    raise self.outOfMemory(blocks, dtypes) from error
-                pinned = slot[("pinned", i)] = cupyx.empty_pinned(shape, dtype)
-            view = pinned[:block.shape[0]]
-            view[...] = block
-            views.append(view)
+        with self.device:  # the reader thread's current device is GPU 0, not necessarily the process's
+            for i, (block, dtype) in enumerate(zip(blocks, dtypes)):
+                dtype = numpy.dtype(dtype or block.dtype)
+                shape = (self.capacity,) + tuple(block.shape[1:])
+                pinned = slot.get(("pinned", i))
+                if pinned is None or pinned.shape != shape or pinned.dtype != dtype:
+                    try:
+                        slot[("device", i)] = xp.empty(shape, dtype)
+                    except xp.cuda.memory.OutOfMemoryError as error:
+                        raise self.outOfMemory(blocks, dtypes) from error
+                    pinned = slot[("pinned", i)] = cupyx.empty_pinned(shape, dtype)
+                view = pinned[:block.shape[0]]
+                view[...] = block
+                views.append(view)
         return index, views
 
     def outOfMemory(self, blocks, dtypes):
@@ -64,7 +70,7 @@ class Uploader:
                           for block, dtype in zip(blocks, dtypes))
         held = sum(slot[("device", i)].nbytes for slot in self.slots for i in range(len(blocks))
                    if ("device", i) in slot)
-        return deviceMemoryError(self.capacity, sampleBytes, xp.cuda.runtime.memGetInfo()[0] + held)
+        return deviceMemoryError(self.capacity, sampleBytes, freeMemoryBytes() + held)
 
     def upload(self, staged):
         """Queue the copies of a staged macrobatch on the upload stream; return its device arrays."""
@@ -82,7 +88,8 @@ class Uploader:
 
     def iterate(self, staged):
         """Device arrays of each staged macrobatch in order, the next one's copy queued before the
-        current one is handed out."""
+        current one is handed out. An error in getting the next one (a failed read, bad data) is raised
+        after the current one has been handled, as on the CPU backend: no good macrobatch is skipped."""
         if not isCuda:
             yield from staged
             return
@@ -92,11 +99,17 @@ class Uploader:
         pending = None if following is None else self.upload(following)
         while pending is not None:
             index, arrays = pending
-            following = next(source, None)
-            pending = None if following is None else self.upload(following)
+            failure = None
+            try:
+                following = next(source, None)
+                pending = None if following is None else self.upload(following)
+            except Exception as error:  # noqa: BLE001 - raised again below, once macrobatch k is handled
+                failure, pending = error, None
             compute.wait_event(self.slots[index]["copied"])
             yield arrays
             self.slots[index]["computed"] = compute.record()
+            if failure is not None:
+                raise failure
 
 
 def deviceMemoryError(macroBatchSize, sampleBytes, freeBytes):
@@ -112,6 +125,18 @@ def deviceMemoryError(macroBatchSize, sampleBytes, freeBytes):
         f"macroBatchSize {macroBatchSize} does not fit in device memory: its {SLOTS} upload buffers need "
         f"{gib(needBytes)} ({SLOTS} x {macroBatchSize} samples x {sampleBytes} bytes), but {gib(freeBytes)} "
         f"is free. {advice}")
+
+
+def freeMemoryBytes():
+    """Bytes free where macrobatches live: device memory on CUDA, available RAM on the CPU backend."""
+    if isCuda:
+        return int(xp.cuda.runtime.memGetInfo()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def fittingMacroBatchSize(sampleBytes, freeBytes):

@@ -17,10 +17,12 @@ class Trainer(Handler):
 
     onNonFinite: what a batch whose loss or parameter gradients are NaN or Inf does.
 
-    * ``"raise"`` (default): stop with NonFiniteError before the bad step is applied. On the CPU every
-      batch is checked, loss and gradients (the loss is already a host number; the gradients cost one
-      pass over the flat gradient buffers); on the GPU only the accumulated error, once per macrobatch,
-      so the batch loop never waits for the device (a NaN gradient with a finite loss is not caught there).
+    * ``"raise"`` (default): stop with NonFiniteError. On the CPU every batch is checked, loss and
+      gradients (the loss is already a host number; the gradients cost one pass over the flat gradient
+      buffers), before the bad step is applied. On the GPU the batch loop never waits for the device:
+      each batch folds the finiteness of its gradients into a device flag, and the accumulated error and
+      that flag are read once per macrobatch (one synchronisation), so the call stops at the end of the
+      macrobatch that went bad, naming it, before the next macrobatch trains.
     * ``"skip"``: leave the weights and the optimizer state as they were for that batch, leave it out
       of the accumulated error and metrics, and count it in ``skippedBatches`` (reset by each call;
       ``batchSkipped`` tells whether the batch just handled was skipped). On
@@ -52,7 +54,10 @@ class Trainer(Handler):
         self.begin()
         self.handle(data, target, random)
 
+    advice = "Try a lower learning rate or gradient clipping"
+
     def begin(self):
+        self.gradsFinite = xp.ones((), dtype=bool)  # all gradients finite since the last check (GPU only)
         self.cost.resetAccumulator()
         self.mod.trainMode()
         self.skippedBatches = 0
@@ -74,10 +79,12 @@ class Trainer(Handler):
             self.skippedBatches += 1
             self.batchSkipped = True
             return
-        if not isCuda and not skip and not self.gradsAreFinite():
-            raise NonFiniteError(f"parameter gradients became NaN or Inf at {where} with a finite loss "
-                                 f"({float(error)}); the step was not applied. Try a lower learning rate "
-                                 "or gradient clipping")
+        if not skip:
+            if isCuda:
+                self.gradsFinite &= self.gradsAreFinite()
+            elif not self.gradsAreFinite():
+                raise NonFiniteError(f"parameter gradients became NaN or Inf at {where} with a finite loss "
+                                     f"({float(error)}); the step was not applied. {self.advice}")
         self.step()
 
     def step(self):
@@ -104,8 +111,15 @@ class Trainer(Handler):
         return bool(xp.isfinite(error) & self.gradsAreFinite())
 
     def finishMacroBatch(self):
-        if isCuda:
-            self.checkLoss(float(toHost(self.cost.accumErr)), f"macrobatch {self.currMacroBatch}")
+        """On the GPU, the once-per-macrobatch read of the accumulated error and the gradient flag."""
+        if isCuda and self.onNonFinite == "raise":
+            error, gradsFinite = toHost(xp.stack([self.cost.accumErr, self.gradsFinite.astype(xp.float64)]))
+            where = f"macrobatch {self.currMacroBatch}"
+            self.checkLoss(float(error), where)
+            if not gradsFinite:
+                raise NonFiniteError(f"parameter gradients became NaN or Inf in {where} with a finite loss; "
+                                     f"steps were applied with them. {self.advice}")
+        self.gradsFinite = xp.ones((), dtype=bool)
 
     def prepareTarget(self, target):
         return self.cost.prepareTarget(target)

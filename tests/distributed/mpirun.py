@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 
 from macrobatch.costs import CrossEntropy
-from macrobatch.engine import setSeed
+from macrobatch.engine import setSeed, toHost
 from macrobatch.engine.communicator import Communicator, abortOnError
 from macrobatch.handlers.distributedtrainer import DistributedTrainer
 from macrobatch.handlers.callbacks import Callback, ModelCheckpoint
@@ -55,7 +55,7 @@ class Recording(DistributedTrainer):
     def handleBatch(self, batch, idx, state):
         if self.failAt is not None and idx == self.failAt:
             raise ValueError(f"rank {self.comm.rank} fails on purpose at batch {idx}")
-        self.seen.extend(int(v) for v in np.asarray(batch[0][:, 0]))
+        self.seen.extend(int(v) for v in toHost(batch[0][:, 0]))
         super().handleBatch(batch, idx, state)
 
 

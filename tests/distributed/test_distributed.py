@@ -251,7 +251,8 @@ def test_nccl_collectives_16_bit_words_and_synchronised_batchnorm_run_on_one_gpu
     runs = result["runs"]
     for key, ary in runs["trainer"].items():  # synchronised over one process: plain BatchNorm
         np.testing.assert_allclose(runs["synced"][key], ary, rtol=1e-4, atol=1e-5, err_msg=key)
-        np.testing.assert_allclose(runs["bfloat16"][key], ary, rtol=0, atol=5e-3, err_msg=key)
+        # bfloat16 keeps 8 bits: the same bound as the CPU test of the 16-bit all-reduce above
+        np.testing.assert_allclose(runs["bfloat16"][key], ary, rtol=0, atol=2e-2, err_msg=key)
 
 
 def test_the_local_rank_comes_from_the_launcher(monkeypatch):

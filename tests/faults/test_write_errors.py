@@ -12,7 +12,7 @@ import pytest
 
 from macrobatch.cli import main
 from macrobatch.costs.crossentropy import CrossEntropy
-from macrobatch.engine import serialize
+from macrobatch.engine import serialize, toHost
 from macrobatch.handlers.callbacks import Callback, CSVLogger, ModelCheckpoint
 from macrobatch.handlers.fit import Fit
 from macrobatch.modules.linear import Linear
@@ -85,7 +85,7 @@ def test_fit_callbacks_refuse_an_unwritable_folder_before_the_first_batch(blocke
 
 
 def savedWeights(path):
-    return loadModel(path).vars["W"].data.copy()
+    return toHost(loadModel(path).vars["W"].data).copy()
 
 
 @pytest.mark.parametrize("where", ["fsync", "h5py write"])

@@ -1,7 +1,5 @@
 """A macrobatch too large for the device fails with DeviceMemoryError naming the size asked, the bytes it
 needs, the free memory and the largest macroBatchSize that fits; never a hang or a bare CuPy error."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
@@ -36,8 +34,7 @@ def test_no_sample_fitting_says_so_instead_of_suggesting_zero():
 
 def test_uploader_counts_data_and_target_bytes_and_its_own_buffers_as_free(monkeypatch):
     freeBytes = 10 ** 6
-    monkeypatch.setattr(transfer, "xp", SimpleNamespace(cuda=SimpleNamespace(
-        runtime=SimpleNamespace(memGetInfo=lambda: (freeBytes, 8 * freeBytes)))))
+    monkeypatch.setattr(transfer, "freeMemoryBytes", lambda: freeBytes)
     uploader = Uploader(5000)
     uploader.slots[0][("device", 0)] = np.empty((5000, 16), np.float32)  # slot 0 allocated, slot 1 failed
     blocks = [np.zeros((10, 16), np.float64), np.zeros(10, np.int64)]
