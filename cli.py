@@ -189,6 +189,11 @@ def predict(args):
     print(f"wrote {out}: outputs {outputs.shape}" + (", labels (argmax)" if outputs.ndim == 2 else ""))
 
 
+def macroBatchArg(text):
+    """--macrobatch: a count of samples, or 'auto'."""
+    return text if text == "auto" else int(text)
+
+
 def parser():
     p = argparse.ArgumentParser(prog="macrobatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,7 +203,9 @@ def parser():
     t.add_argument("--model", choices=["cnn", "mlp"], default="cnn", help="cnn for (N, C, H, W) images, mlp for any")
     t.add_argument("--epochs", type=int, default=15)
     t.add_argument("--batchsize", type=int, default=32)
-    t.add_argument("--macrobatch", type=int, default=10000, help="samples per macrobatch moved to the device at once")
+    t.add_argument("--macrobatch", type=macroBatchArg, default=10000,
+                   help="samples per macrobatch moved to the device at once, or 'auto': the most that fit in free "
+                        "device memory (RAM on the CPU) beside the model's work for one batch")
     t.add_argument("--optimizer", choices=sorted(optimizers), default="adam")
     t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
     t.add_argument("--clip-norm", type=float, default=0.0, help="clip gradients to this global L2 norm")
@@ -229,7 +236,7 @@ def parser():
     r.add_argument("--dataset", default="data", help="name of the input dataset in the file")
     r.add_argument("--out", help="output HDF5 file (default: DATA.pred.h5) with 'outputs' and argmax 'labels'")
     r.add_argument("--batchsize", type=int, default=256)
-    r.add_argument("--macrobatch", type=int, default=10000)
+    r.add_argument("--macrobatch", type=macroBatchArg, default=10000, help="as for train (a count, or 'auto')")
     r.set_defaults(run=predict)
     m = sub.add_parser("summary", help="layers, parameters, memory at float32/16/int8 and prediction latency")
     m.add_argument("model", help="model file written by training (Module.save)")

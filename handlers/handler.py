@@ -14,6 +14,7 @@ from ..engine.errors import DatasetError, DtypeError, NonFiniteError, ReadError,
 from ..engine.random import hostRng, permutation
 from ..engine.transfer import Uploader
 from .hostreader import HostReader
+from .macrobatchsize import autoMacroBatchSize
 
 
 class Handler:
@@ -42,6 +43,7 @@ class Handler:
         self.state = {}
         self.gatherBuffers = {}
         self.onMacroBatchBegin = None
+        self.autoMacroBatch = None  # (what it was worked out for, the size) of macroBatchSize="auto"
 
     def handleBatch(self, batch, idx, state):
         """Process one batch: batch is [data, target] (target None when the call had none)."""
@@ -53,11 +55,13 @@ class Handler:
                        startMacroBatch=0):
         """Walk host data (NumPy arrays or h5py Datasets, possibly larger than memory) in macrobatches of
         macroBatchSize contiguous samples, each uploaded to the device whole and cut into batches.
+        macroBatchSize="auto" takes the largest that fits in free memory beside the model's work for one
+        batch (handlers.macrobatchsize), and says what it chose.
         random shuffles the order of macrobatches and the samples inside each one; every sample is
         seen exactly once. startMacroBatch skips the first macrobatches of the walk's order (a resumed
         epoch): they are neither read nor handled, and the counters go on from where they end."""
         size = self.checkData(data, target, hostOnly=True)
-        macroBatchSize = checkPositiveInt(macroBatchSize, "macroBatchSize")
+        macroBatchSize = self.resolveMacroBatchSize(macroBatchSize, data, target)
         if macroBatchSize < self.batchsize:
             raise ValueError(f"macroBatchSize ({macroBatchSize}) must be at least batchsize ({self.batchsize})")
         spans = self.hostSpans(size, macroBatchSize)
@@ -69,13 +73,25 @@ class Handler:
         self.currBatch = sum(self.batchCount(start, stop) for start, stop in spans[:startMacroBatch])
         spans = spans[startMacroBatch:]
         named = (("data", data),) if target is None else (("data", data), ("target", target))
-        arrays = [_HostSource(ary, name, spans, self.checkFinite, startMacroBatch) for name, ary in named]
+        indexCheck = getattr(self.firstLayer, "checkIndices", None)
+        arrays = [_HostSource(ary, name, spans, self.checkFinite, startMacroBatch, indexCheck if name == "data" else None)
+                  for name, ary in named]
         uploader = Uploader(macroBatchSize)
         reader = HostReader(arrays, spans, lambda *blocks: uploader.stage(*self.prepareHost(*blocks)))
         for i, blocks in enumerate(uploader.iterate(reader)):
             self.handleMacroBatch(startMacroBatch + i, spans[i][0], *blocks, random=random)
             if onMacroBatchFinish is not None:
                 onMacroBatchFinish(self)
+
+    def resolveMacroBatchSize(self, macroBatchSize, data, target):
+        """macroBatchSize as a positive int; "auto" is worked out (handlers.macrobatchsize) on the first call
+        and kept while the samples' shapes and dtypes stay the same."""
+        if macroBatchSize != "auto":
+            return checkPositiveInt(macroBatchSize, "macroBatchSize")
+        key = (data.shape, data.dtype, self.batchsize) + (() if target is None else (target.shape, target.dtype))
+        if self.autoMacroBatch is None or self.autoMacroBatch[0] != key:
+            self.autoMacroBatch = key, autoMacroBatchSize(self.mod, self.batchsize, self.dataDtype, data, target)
+        return self.autoMacroBatch[1]
 
     def handle(self, data, target=None, random=True):
         """Walk device-resident data in batches (one macrobatch: the whole array)."""
@@ -84,6 +100,9 @@ class Handler:
             for name, ary in (("data", data), ("target", target)):
                 if ary is not None:
                     checkFiniteBlock(ary, name, 0, f"the {size} samples of the call")
+        indexCheck = getattr(self.firstLayer, "checkIndices", None)
+        if indexCheck is not None:
+            indexCheck(data)
         self.beginCall([(0, size)])
         blocks = self.prepareDevice(data, target)
         self.handleMacroBatch(0, 0, *blocks, random=random)
@@ -165,13 +184,18 @@ class Handler:
         return size
 
     @property
-    def dataDtype(self):
-        """The dtype data is uploaded in: the first layer's indexDtype when it takes indices (an Embedder),
-        else the parameters' float dtype."""
+    def firstLayer(self):
+        """The leaf module data meets first."""
         first = self.mod
         while first.children():
             first = next(iter(first.children().values()))
-        return numpy.dtype(getattr(first, "indexDtype", None) or self.mod.dtype or defaultDtype)
+        return first
+
+    @property
+    def dataDtype(self):
+        """The dtype data is uploaded in: the first layer's indexDtype when it takes indices (an Embedder),
+        else the parameters' float dtype."""
+        return numpy.dtype(getattr(self.firstLayer, "indexDtype", None) or self.mod.dtype or defaultDtype)
 
     def prepareTarget(self, target):
         """Validate and convert a block of targets (subclasses with a cost delegate to it)."""
@@ -218,10 +242,12 @@ def describeSource(ary, name):
 class _HostSource:
     """One host array as the HostReader reads it, span by span: a failed read (a corrupt or truncated
     HDF5 file) raises ReadError naming the samples, the dataset and its file, and with checkFinite each
-    floating block read is checked for NaN and Inf, in the reader thread, before the walk reaches it."""
+    floating block read is checked for NaN and Inf, in the reader thread, before the walk reaches it.
+    indexCheck(block, offset), when given, checks the indices of each block there too (an Embedder's
+    range check: on the host, so the device never has to report a bad index back)."""
 
-    def __init__(self, ary, name, spans, checkFinite, firstIndex):
-        self.ary, self.name, self.checkFinite = ary, name, checkFinite
+    def __init__(self, ary, name, spans, checkFinite, firstIndex, indexCheck=None):
+        self.ary, self.name, self.checkFinite, self.indexCheck = ary, name, checkFinite, indexCheck
         self.shape = ary.shape
         self.order = {start: firstIndex + i for i, (start, _) in enumerate(spans)}
         self.total = firstIndex + len(spans)
@@ -235,4 +261,6 @@ class _HostSource:
         if self.checkFinite:
             checkFiniteBlock(block, self.name, start, f"samples {start}..{stop - 1}, macrobatch "
                                                       f"{self.order[start]} of {self.total}")
+        if self.indexCheck is not None:
+            self.indexCheck(numpy.asarray(block), start)
         return block

@@ -19,8 +19,13 @@ class Embedder(Module):
     first in a network, and handlers upload data for it as ``indexDtype`` instead of floats. The gradient
     of W is the scatter-add of the output gradient's rows at their indices: on NumPy the indices are
     sorted once and the rows of each distinct index summed with one reduceat, far quicker than
-    numpy.add.at; on CuPy one add.at (atomic adds). Every call checks the indices against the
-    vocabulary (on CuPy this reads one flag back from the device).
+    numpy.add.at; on CuPy one add.at (atomic adds).
+
+    Indices outside [0, vocabulary) are refused by ``checkIndices`` with a LabelError naming the index
+    and its position. On NumPy every call checks (no cost beyond one pass). On CuPy a per-call check
+    would read a flag back from the device every batch, so handlers call ``checkIndices`` once per
+    macrobatch instead (on the host block, in the reader thread), and a call only clamps the indices
+    into the table, so that an unchecked stray index can never read or write outside it.
     """
 
     indexDtype = numpy.dtype(numpy.int32)
@@ -30,6 +35,7 @@ class Embedder(Module):
         self.registerBlueprint(locals())
         self.vocabulary = checkPositiveInt(vocabulary, "vocabulary")
         self.embsize = checkPositiveInt(embsize, "embsize")
+        self.indices = None  # the indices of the last call, as the table was read at them
         self.vars["W"] = Variable(toDevice(random.hostRng().standard_normal((vocabulary, embsize)), defaultDtype))
 
     def checkDataType(self, dtype):
@@ -42,26 +48,32 @@ class Embedder(Module):
             raise ShapeError(f"{self.describe()}: expected indices of shape (batch,) or (batch, time), "
                              f"got {tuple(shape)}")
 
-    def checkIndices(self, data):
-        """LabelError naming the first index outside [0, vocabulary) and its position."""
+    def checkIndices(self, data, offset=0):
+        """LabelError naming the first index of data outside [0, vocabulary) and its position, the sample
+        counted from offset (where data starts in the caller's whole data). data: host or device indices,
+        (samples,) or (samples, time); a host array is checked on the host, a device one costs one read."""
         bad = data < 0
         bad |= data >= self.vocabulary
         if bad.any():
             flat = int(bad.reshape(-1).argmax())
-            position = tuple(int(k) for k in numpy.unravel_index(flat, data.shape))
+            sample, *step = (int(k) for k in numpy.unravel_index(flat, data.shape))
+            position = (sample + offset, *step) if step else sample + offset
             raise LabelError(f"{self.describe()}: index {data.reshape(-1)[flat].item()} at position "
-                             f"{position[0] if data.ndim == 1 else position} is out of range for a "
-                             f"vocabulary of {self.vocabulary}")
+                             f"{position} is out of range for a vocabulary of {self.vocabulary}")
 
     def updateData(self, data):
-        self.checkIndices(data)
-        return xp.take(self.vars["W"].data, data, axis=0)
+        if isCuda:
+            self.indices = xp.clip(data, 0, self.vocabulary - 1)
+        else:
+            self.checkIndices(data)
+            self.indices = data
+        return xp.take(self.vars["W"].data, self.indices, axis=0)
 
     def updateGrad(self, grad):
         return None
 
     def accGradParams(self, grad):
-        rows, indices = grad.reshape(-1, self.embsize), self.inData.reshape(-1)
+        rows, indices = grad.reshape(-1, self.embsize), self.indices.reshape(-1)
         table = self.vars["W"].grad
         if isCuda:
             xp.add.at(table, indices, rows)

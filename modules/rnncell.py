@@ -9,7 +9,8 @@ _sigmoidPreamble = "template <typename T> __device__ T sigmoid(T x) { return (T)
 
 def gateKernel(count, inParams, outParams, body, name):
     """A fused CuPy kernel over one step's (batch, hsize) units for a cell of count gates: body finds
-    gate k of unit i at row offset base + k * H of the raw (batch, count * H) arrays, and has sigmoid()."""
+    gate k of unit i at row offset base + k * H of the raw (batch, count * H) arrays, and has sigmoid().
+    A raw array the body writes must be declared among outParams: CuPy makes every input const."""
     index = f"const ptrdiff_t base = (ptrdiff_t)(i / H) * {count} * H + i % H;\n"
     return ElementwiseKernel(inParams, outParams, index + body, name, _sigmoidPreamble)
 

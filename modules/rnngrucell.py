@@ -18,7 +18,7 @@ class RNNGRUCell(RNNCell):
     gates = 3
 
     forwardKernel = gateKernel(
-        3, "raw T gates, raw T hh, T bhn, T hprev, int32 H", "T hn, T h", """
+        3, "raw T hh, T bhn, T hprev, int32 H", "raw T gates, T hn, T h", """
         const T r = sigmoid(gates[base] + hh[base]), z = sigmoid(gates[base + H] + hh[base + H]);
         hn = hh[base + 2 * H] + bhn;
         const T n = tanh(gates[base + 2 * H] + r * hn);
@@ -27,7 +27,7 @@ class RNNGRUCell(RNNCell):
         """,
         "macrobatch_gru_forward")
     backwardKernel = gateKernel(
-        3, "raw T gates, T dh, T hprev, T hn, int32 H, raw T dih, raw T dhh", "T direct", """
+        3, "raw T gates, T dh, T hprev, T hn, int32 H", "raw T dih, raw T dhh, T direct", """
         const T r = gates[base], z = gates[base + H], n = gates[base + 2 * H];
         const T dn = dh * ((T)1 - z) * ((T)1 - n * n);
         const T dz = dh * (hprev - n) * z * ((T)1 - z);
@@ -57,7 +57,7 @@ class RNNGRUCell(RNNCell):
         H, gates, hprev = self.hsize, self.proj[t], self.prev(self.out, t)
         bhn = W["bhh"][2 * H:]
         if isCuda:
-            self.forwardKernel(gates, self.hh, bhn, hprev, xp.int32(H), self.hn[t], self.out[t])
+            self.forwardKernel(self.hh, bhn, hprev, xp.int32(H), gates, self.hn[t], self.out[t])
             return
         rz = gates[:, :2 * H]
         rz += self.hh[:, :2 * H]

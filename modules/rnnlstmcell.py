@@ -17,7 +17,7 @@ class RNNLSTMCell(RNNCell):
     gates = 4
 
     forwardKernel = gateKernel(
-        4, "raw T gates, raw T hh, T cprev, int32 H", "T c, T tc, T h", """
+        4, "raw T hh, T cprev, int32 H", "raw T gates, T c, T tc, T h", """
         const T gi = sigmoid(gates[base] + hh[base]), gf = sigmoid(gates[base + H] + hh[base + H]);
         const T gg = tanh(gates[base + 2 * H] + hh[base + 2 * H]);
         const T go = sigmoid(gates[base + 3 * H] + hh[base + 3 * H]);
@@ -28,7 +28,7 @@ class RNNLSTMCell(RNNCell):
         """,
         "macrobatch_lstm_forward")
     backwardKernel = gateKernel(
-        4, "raw T gates, T dh, T tc, T cprev, int32 H, raw T dgates", "T dc", """
+        4, "raw T gates, T dh, T tc, T cprev, int32 H", "raw T dgates, T dc", """
         const T gi = gates[base], gf = gates[base + H], gg = gates[base + 2 * H], go = gates[base + 3 * H];
         const T d = dc + dh * go * ((T)1 - tc * tc);
         dgates[base] = d * gg * gi * ((T)1 - gi);
@@ -54,7 +54,7 @@ class RNNLSTMCell(RNNCell):
     def forwardStep(self, t, W):
         gates, cprev = self.proj[t], self.prev(self.c, t)
         if isCuda:
-            self.forwardKernel(gates, self.hh, cprev, xp.int32(self.hsize), self.c[t], self.tc[t], self.out[t])
+            self.forwardKernel(self.hh, cprev, xp.int32(self.hsize), gates, self.c[t], self.tc[t], self.out[t])
             return
         H, sigmoid = self.hsize, activations["sigmoid"].forward
         gates += self.hh

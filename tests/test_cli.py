@@ -30,8 +30,9 @@ def test_train_on_a_user_file_then_predict_with_the_saved_model(tmp_path, capsys
     assert "validation accuracy" in capsys.readouterr().out
     with h5py.File(tmp_path / "new.h5", "w") as f:
         f["images"] = images[1200:1500]
-    assert main(["predict", str(model), str(tmp_path / "new.h5"), "--dataset", "images",
+    assert main(["predict", str(model), str(tmp_path / "new.h5"), "--dataset", "images", "--macrobatch", "auto",
                  "--out", str(tmp_path / "pred.h5")]) == 0
+    assert "macroBatchSize auto = 300 samples (all of the data)" in capsys.readouterr().out
     with h5py.File(tmp_path / "pred.h5") as f:
         assert f["outputs"].shape == (300, 10)
         assert (f["labels"][()] == labels[1200:1500]).mean() > 0.85

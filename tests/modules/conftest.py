@@ -12,9 +12,9 @@ from macrobatch.modules.module import loadModel
 def _randomAffine(mod, seed=3):
     """Non-trivial scale and bias, so a wrong affine term cannot hide behind scale 1 and bias 0."""
     rng = np.random.default_rng(seed)
-    shape = mod.vars["scale"].shape
-    mod.vars["scale"].data[...] = rng.uniform(0.5, 1.5, shape)
-    mod.vars["bias"].data[...] = rng.standard_normal(shape)
+    scale, bias = mod.vars["scale"], mod.vars["bias"]
+    scale.data[...] = toDevice(rng.uniform(0.5, 1.5, scale.shape), scale.dtype)
+    bias.data[...] = toDevice(rng.standard_normal(bias.shape), bias.dtype)
     return mod
 
 
@@ -22,7 +22,7 @@ def _trainSteps(mod, shape, steps=3, dtype=np.float64):
     """A few train-mode forward passes on shifted, scaled data, to move the running statistics."""
     rng = np.random.default_rng(7)
     for _ in range(steps):
-        mod(rng.normal(2.0, 3.0, shape).astype(dtype))
+        mod(toDevice(rng.normal(2.0, 3.0, shape), dtype))
 
 
 def _distinct(shape, seed, dtype):

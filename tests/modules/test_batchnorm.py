@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import DtypeError, ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.batchnorm import BatchNorm
@@ -26,7 +27,7 @@ def test_batchnorm_without_affine_has_no_variables_and_correct_gradients():
 
 def test_batchnorm_train_output_has_zero_mean_unit_variance_per_map():
     x = np.random.default_rng(0).normal(5.0, 4.0, (64, 4)).astype(np.float32)
-    y = BatchNorm(4)(x)
+    y = toHost(BatchNorm(4)(toDevice(x)))
     np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=0), 1, rtol=1e-3)
 
@@ -39,10 +40,10 @@ def test_batchnorm_matches_torch_in_train_and_eval_mode_with_running_statistics(
 def test_batchnorm_eval_mode_leaves_running_statistics_unchanged(trainSteps):
     mod = BatchNorm(3)
     trainSteps(mod, (4, 3), dtype=np.float32)
-    mean, var = mod.attrs["mean"].copy(), mod.attrs["var"].copy()
-    mod.evalMode()(np.ones((4, 3), np.float32))
-    np.testing.assert_array_equal(mod.attrs["mean"], mean)
-    np.testing.assert_array_equal(mod.attrs["var"], var)
+    mean, var = toHost(mod.attrs["mean"]).copy(), toHost(mod.attrs["var"]).copy()
+    mod.evalMode()(toDevice(np.ones((4, 3), np.float32)))
+    np.testing.assert_array_equal(toHost(mod.attrs["mean"]), mean)
+    np.testing.assert_array_equal(toHost(mod.attrs["var"]), var)
 
 
 def test_batchnorm_running_statistics_survive_save_and_load(tmp_path, randomAffine, trainSteps):
@@ -51,26 +52,26 @@ def test_batchnorm_running_statistics_survive_save_and_load(tmp_path, randomAffi
     mod.save(tmp_path / "bn.h5")
     loaded = loadModel(tmp_path / "bn.h5")
     assert type(loaded) is BatchNorm and loaded.momentum == 0.3
-    x = np.random.default_rng(2).standard_normal((2, 3)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.evalMode()(x), mod.evalMode()(x))
+    x = toDevice(np.random.default_rng(2).standard_normal((2, 3)).astype(np.float32))
+    np.testing.assert_array_equal(toHost(loaded.evalMode()(x)), toHost(mod.evalMode()(x)))
 
 
 def test_batchnorm_rejects_wrong_map_count_naming_expected_and_got():
     with pytest.raises(ShapeError, match=r"expected input of shape \(batch, 8\), got \(2, 4\)"):
-        BatchNorm(8)(np.zeros((2, 4), np.float32))
+        BatchNorm(8)(toDevice(np.zeros((2, 4), np.float32)))
 
 
 def test_batchnorm_rejects_image_input_naming_expected_and_got():
     with pytest.raises(ShapeError, match=r"expected input of shape \(batch, 4\), got \(2, 4, 3, 3\)"):
-        BatchNorm(4)(np.zeros((2, 4, 3, 3), np.float32))
+        BatchNorm(4)(toDevice(np.zeros((2, 4, 3, 3), np.float32)))
 
 
 def test_batchnorm_train_mode_rejects_a_single_value_per_map():
     with pytest.raises(ShapeError, match=r"more than one value per map.*\(1, 4\)"):
-        BatchNorm(4)(np.zeros((1, 4), np.float32))
-    assert BatchNorm(4).evalMode()(np.zeros((1, 4), np.float32)).shape == (1, 4)
+        BatchNorm(4)(toDevice(np.zeros((1, 4), np.float32)))
+    assert BatchNorm(4).evalMode()(toDevice(np.zeros((1, 4), np.float32))).shape == (1, 4)
 
 
 def test_batchnorm_without_affine_still_rejects_input_of_another_dtype():
     with pytest.raises(DtypeError, match="float64"):
-        BatchNorm(3, affine=False)(np.zeros((2, 3), np.float64))
+        BatchNorm(3, affine=False)(toDevice(np.zeros((2, 3), np.float64)))

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.batchnorm1d import BatchNorm1D
@@ -28,7 +29,8 @@ def test_batchnorm1d_takes_features_and_sequences_with_one_set_of_running_statis
     mod = BatchNorm1D(2)
     trainSteps(mod, (4, 2), dtype=np.float32)
     trainSteps(mod, (4, 2, 5), dtype=np.float32)
-    assert mod.attrs["mean"].shape == (2,) and mod.evalMode()(np.ones((1, 2, 7), np.float32)).shape == (1, 2, 7)
+    assert mod.attrs["mean"].shape == (2,)
+    assert mod.evalMode()(toDevice(np.ones((1, 2, 7), np.float32))).shape == (1, 2, 7)
 
 
 def test_batchnorm1d_running_statistics_survive_save_and_load(randomAffine, trainSteps, roundTrip):
@@ -41,4 +43,4 @@ def test_batchnorm1d_running_statistics_survive_save_and_load(randomAffine, trai
 def test_batchnorm1d_rejects_wrong_maps_or_rank_naming_expected_and_got(shape):
     with pytest.raises(ShapeError, match=rf"BatchNorm1D: expected input of shape \(batch, 3\) or \(batch, 3, length\), "
                                          rf"got \({shape[0]}, {shape[1]}"):
-        BatchNorm1D(3)(np.zeros(shape, np.float32))
+        BatchNorm1D(3)(toDevice(np.zeros(shape, np.float32)))

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.batchnorm3d import BatchNorm3D
@@ -16,7 +17,7 @@ def test_batchnorm3d_gradients_match_finite_differences(train, randomAffine, tra
 
 
 def test_batchnorm3d_normalises_each_map_over_batch_and_the_three_spatial_axes():
-    y = BatchNorm3D(3)(np.random.default_rng(0).normal(5.0, 4.0, (4, 3, 3, 4, 5)).astype(np.float32))
+    y = toHost(BatchNorm3D(3)(toDevice(np.random.default_rng(0).normal(5.0, 4.0, (4, 3, 3, 4, 5)).astype(np.float32))))
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3, 4)), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=(0, 2, 3, 4)), 1, rtol=1e-3)
 
@@ -35,4 +36,4 @@ def test_batchnorm3d_running_statistics_survive_save_and_load(randomAffine, trai
 def test_batchnorm3d_rejects_images_naming_expected_and_got():
     with pytest.raises(ShapeError, match=r"BatchNorm3D: expected input of shape \(batch, 4, depth, height, width\), "
                                          r"got \(2, 4, 3, 3\)"):
-        BatchNorm3D(4)(np.zeros((2, 4, 3, 3), np.float32))
+        BatchNorm3D(4)(toDevice(np.zeros((2, 4, 3, 3), np.float32)))

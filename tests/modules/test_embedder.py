@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine import backend
 from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import DtypeError, LabelError, ShapeError
 from macrobatch.engine.gradcheck import numericGrad
@@ -67,12 +68,51 @@ def test_embedder_blueprint_and_table_survive_save_and_load_model(tmp_path):
     np.testing.assert_array_equal(toHost(loaded(toDevice(indices))), toHost(net(toDevice(indices))))
 
 
-@pytest.mark.parametrize("data, message", [
-    (np.array([[1, 2, 6]]), r"index 6 at position \(0, 2\) is out of range for a vocabulary of 6"),
-    (np.array([3, -1]), r"index -1 at position 1 is out of range for a vocabulary of 6")])
-def test_embedder_rejects_out_of_range_index_naming_value_and_position(data, message):
+outOfRange = [
+    pytest.param(np.array([[1, 2, 6]]), 0, r"index 6 at position \(0, 2\) is out of range for a vocabulary of 6",
+                 id="too-large"),
+    pytest.param(np.array([3, -1]), 0, r"index -1 at position 1 is out of range for a vocabulary of 6", id="negative"),
+    pytest.param(np.array([[0, 5], [5, 7]]), 40, r"index 7 at position \(41, 1\) is out of range for a vocabulary of 6",
+                 id="offset"),
+    # beyond int32: found before the handler casts the block to indexDtype
+    pytest.param(np.array([2, 2 ** 40]), 8, r"index 1099511627776 at position 9 is out of range for a vocabulary of 6",
+                 id="beyond-int32")]
+
+
+@pytest.mark.parametrize("where", ["host", "device"])
+@pytest.mark.parametrize("data, offset, message", outOfRange)
+def test_embedder_check_indices_names_value_and_position_counted_from_offset(where, data, offset, message):
+    mod = Embedder(6, 3)
+    with pytest.raises(LabelError, match=message):
+        mod.checkIndices(data if where == "host" else toDevice(data), offset)
+
+
+@pytest.mark.parametrize("where", ["host", "device"])
+def test_embedder_check_indices_accepts_the_whole_vocabulary(where):
+    data = np.array([[0, 5], [3, 5]])
+    Embedder(6, 3).checkIndices(data if where == "host" else toDevice(data))
+
+
+@pytest.mark.skipif(backend.isCuda, reason="on CUDA a call never reads the device back: handlers run checkIndices "
+                                           "once per macrobatch and a call only clamps")
+@pytest.mark.parametrize("data, offset, message", outOfRange[:2])
+def test_embedder_call_rejects_out_of_range_index_on_the_host_backend(data, offset, message):
     with pytest.raises(LabelError, match=message):
         Embedder(6, 3)(toDevice(data))
+
+
+@pytest.mark.cuda
+def test_embedder_call_clamps_out_of_range_indices_into_the_table_on_the_device():
+    mod = Embedder(6, 3)
+    data = np.array([[1, 6, -2], [9, 0, 5]])
+    g = np.random.default_rng(3).standard_normal((2, 3, 3)).astype(np.float32)
+    table, clamped = toHost(mod.vars["W"].data), np.clip(data, 0, 5)
+    y = toHost(mod(toDevice(data)))
+    mod.backward(toDevice(g), updGrad=False)
+    expected = np.zeros_like(table)
+    np.add.at(expected, clamped, g)
+    np.testing.assert_array_equal(y, table[clamped])
+    np.testing.assert_allclose(toHost(mod.vars["W"].grad), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_embedder_rejects_float_indices_naming_the_dtype():

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.groupnorm import GroupNorm
@@ -37,7 +38,7 @@ def test_groupnorm_rebuilds_from_its_file(randomAffine, roundTrip):
 @pytest.mark.parametrize("shape", [(2, 6, 3, 3), (8,)])
 def test_groupnorm_rejects_wrong_maps_naming_expected_and_got(shape):
     with pytest.raises(ShapeError, match=rf"GroupNorm: expected input of shape \(batch, 4, \.\.\.\), got \({shape[0]},"):
-        GroupNorm(2, 4)(np.zeros(shape, np.float32))
+        GroupNorm(2, 4)(toDevice(np.zeros(shape, np.float32)))
 
 
 def test_groupnorm_rejects_maps_that_do_not_split_into_the_groups():

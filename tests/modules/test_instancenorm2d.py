@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.instancenorm2d import InstanceNorm2D
@@ -24,7 +25,7 @@ def test_instancenorm2d_matches_torch_in_train_and_eval_mode(affine, affineParit
     mod = InstanceNorm2D(3, epsilon=1e-3, affine=affine)
     x = np.random.default_rng(1).normal(1.0, 2.0, (4, 3, 5, 6)).astype(np.float32)
     y = affineParity(mod, ref, x)
-    np.testing.assert_array_equal(mod.evalMode()(x), y)
+    np.testing.assert_array_equal(toHost(mod.evalMode()(toDevice(x))), y)
     np.testing.assert_allclose(y, ref.eval()(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -38,4 +39,4 @@ def test_instancenorm2d_rebuilds_from_its_file_as_instancenorm2d(randomAffine, r
 def test_instancenorm2d_rejects_wrong_rank_or_maps_naming_expected_and_got(shape):
     with pytest.raises(ShapeError, match=rf"InstanceNorm2D: expected input of shape \(batch, 3, height, width\), "
                                          rf"got \({shape[0]}, {shape[1]}, {shape[2]}"):
-        InstanceNorm2D(3)(np.zeros(shape, np.float32))
+        InstanceNorm2D(3)(toDevice(np.zeros(shape, np.float32)))

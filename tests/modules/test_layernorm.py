@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.layernorm import LayerNorm
@@ -26,12 +27,12 @@ def test_layernorm_matches_torch_with_parameter_gradients(shape, normalizedShape
 
 
 def test_layernorm_is_the_same_in_eval_mode_and_normalises_each_sample():
-    x = np.random.default_rng(0).normal(5.0, 4.0, (3, 4, 50)).astype(np.float32)
+    x = toDevice(np.random.default_rng(0).normal(5.0, 4.0, (3, 4, 50)).astype(np.float32))
     mod = LayerNorm(50)
-    y = mod(x)
+    y = toHost(mod(x)).copy()
     np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=-1), 1, rtol=1e-3)
-    np.testing.assert_array_equal(mod.evalMode()(x), y)
+    np.testing.assert_array_equal(toHost(mod.evalMode()(x)), y)
 
 
 def test_layernorm_rebuilds_from_its_file(randomAffine, roundTrip):
@@ -43,4 +44,4 @@ def test_layernorm_rebuilds_from_its_file(randomAffine, roundTrip):
 def test_layernorm_rejects_other_trailing_shapes_naming_expected_and_got(shape):
     with pytest.raises(ShapeError, match=rf"LayerNorm: expected input of shape \(batch, \.\.\., 4, 3\), "
                                          rf"got \({shape[0]}, {shape[1]}"):
-        LayerNorm((4, 3))(np.zeros(shape, np.float32))
+        LayerNorm((4, 3))(toDevice(np.zeros(shape, np.float32)))

@@ -108,12 +108,12 @@ def test_rnn_blueprint_and_weights_survive_save_and_load_model(tmp_path):
 @pytest.mark.parametrize("shape", [(2, 5), (2, 5, 4), (2, 5, 3, 1), (0, 5, 3), (2, 0, 3)])
 def test_rnn_rejects_wrong_rank_insize_or_empty_axes_naming_expected_and_got(shape):
     with pytest.raises(ShapeError, match=r"expected input of shape \(batch, time, 3\).*got " + re.escape(str(shape))):
-        RNN(3, 4)(np.zeros(shape, np.float32))
+        RNN(3, 4)(toDevice(np.zeros(shape, np.float32)))
 
 
 def test_rnn_rejects_integer_input():
     with pytest.raises(DtypeError, match="int64"):
-        RNN(3, 4)(np.zeros((2, 5, 3), np.int64))
+        RNN(3, 4)(toDevice(np.zeros((2, 5, 3), np.int64)))
 
 
 @pytest.mark.parametrize("kwargs, message", [
