@@ -1,0 +1,114 @@
+"""Host synchronisations on the GPU path: none per batch, a bounded few per macrobatch and per call.
+
+Each walk is run twice with everything equal but the number of batches (or of macrobatches), and the
+host synchronisations of the two runs are compared: equal counts mean none per batch. They are counted
+by cudasim, whose ``cupy._core.stats()["syncs"]`` counts every host read of device data (``float()``,
+``.get()``, ``.item()``, boolean indexing, ...) and every stream, event or device synchronize. Real CuPy
+has no such counter: there these tests skip, saying so.
+"""
+import io
+
+import numpy as np
+import pytest
+
+from macrobatch.costs import CrossEntropy
+from macrobatch.engine import backend, setSeed, toDevice
+from macrobatch.handlers import Calculator, Trainer, Validator
+from macrobatch.handlers.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ProgressBar, progressbar
+from macrobatch.handlers.fit import Fit
+from macrobatch.modules import Activation, Embedder, Flatten, Linear, Sequential
+from macrobatch.optimizers import Adam
+
+pytestmark = pytest.mark.cuda
+
+PER_MACROBATCH = 2  # the most host synchronisations one macrobatch may cost
+
+
+def syncs(run):
+    """Host synchronisations made while run() ran."""
+    stats = getattr(getattr(backend.xp, "_core", None), "stats", None)
+    if stats is None:
+        pytest.skip("counts host synchronisations with cudasim's counter; real CuPy has none")
+    before = stats()["syncs"]
+    run()
+    return stats()["syncs"] - before
+
+
+def model(kind):
+    setSeed(0)
+    if kind == "embedder":
+        return Sequential(Embedder(20, 4), Flatten(), Linear(4 * 5, 3))
+    return Sequential(Linear(5, 16), Activation("relu"), Linear(16, 3))
+
+
+def dataset(kind, n):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, n)
+    if kind == "ignore":
+        labels[::7] = -100
+    data = rng.integers(0, 20, (n, 5)) if kind == "embedder" else rng.standard_normal((n, 5)).astype(np.float32)
+    return data, labels
+
+
+def cost(kind):
+    return CrossEntropy(ignoreIndex=-100) if kind == "ignore" else CrossEntropy()
+
+
+def walk(call, kind, n, batchsize, macroBatchSize):
+    """A function that runs one handler call of the kind asked on n samples (after a first, uncounted call
+    that compiles the kernels and allocates the buffers)."""
+    net = model(kind)
+    data, labels = dataset(kind, n)
+    if call in ("train", "trainFromHost"):
+        optimizer = Adam()
+        optimizer.setupOn(net)
+        handler = Trainer(net, cost(kind), optimizer, batchsize=batchsize)
+    elif call == "validateFromHost":
+        handler = Validator(net, cost(kind), batchsize=batchsize)
+    else:
+        handler = Calculator(net, batchsize=batchsize)
+    if call == "train":
+        data, labels = toDevice(data), toDevice(labels)
+        method = lambda: handler.train(data, labels)  # noqa: E731
+    elif call == "calcFromHost":
+        method = lambda: handler.calcFromHost(data, macroBatchSize)  # noqa: E731
+    else:
+        method = lambda: getattr(handler, call)(data, labels, macroBatchSize)  # noqa: E731
+    method()
+    return method
+
+
+CASES = [(call, kind) for call in ("train", "trainFromHost", "validateFromHost", "calcFromHost")
+         for kind in ("plain", "ignore", "embedder")]
+
+
+@pytest.mark.parametrize("call,kind", CASES)
+def test_no_host_synchronisation_per_batch(call, kind):
+    few = syncs(walk(call, kind, n=240, batchsize=60, macroBatchSize=120))
+    many = syncs(walk(call, kind, n=240, batchsize=10, macroBatchSize=120))
+    assert many == few, f"{many - few} more host synchronisations for 20 more batches"
+
+
+@pytest.mark.parametrize("call,kind", [case for case in CASES if case[0] != "train"])
+def test_host_synchronisations_per_macrobatch_are_few(call, kind):
+    two = syncs(walk(call, kind, n=240, batchsize=30, macroBatchSize=120))
+    six = syncs(walk(call, kind, n=720, batchsize=30, macroBatchSize=120))
+    assert 0 <= six - two <= 4 * PER_MACROBATCH, f"{(six - two) / 4} host synchronisations per macrobatch"
+
+
+def fitRun(tmp_path, n, batchsize):
+    net = model("plain")
+    optimizer = Adam()
+    optimizer.setupOn(net)
+    data, labels = dataset("plain", n)
+    callbacks = [ProgressBar(file=io.StringIO()), CSVLogger(tmp_path / "log.csv"), EarlyStopping("val_loss"),
+                 ModelCheckpoint(tmp_path / "ckpt", monitor="val_loss")]
+    fit = Fit(net, CrossEntropy(), optimizer, batchsize=batchsize, macroBatchSize=120, callbacks=callbacks, seed=0)
+    return lambda: fit.run(data, labels, epochs=fit.epoch + 1, valData=data[:60], valTarget=labels[:60])
+
+
+def test_fit_with_the_command_lines_callbacks_makes_no_host_synchronisation_per_batch(tmp_path, monkeypatch):
+    monkeypatch.setattr(progressbar.time, "perf_counter", lambda: 0.0)  # the bar's timed loss reads never fall due
+    few, many = fitRun(tmp_path / "few", 240, 60), fitRun(tmp_path / "many", 240, 10)
+    few(), many()
+    assert syncs(many) == syncs(few)
