@@ -13,8 +13,8 @@ def test_conv3d_with_a_flat_kernel_equals_conv2d_on_every_depth_slice():
     flat = Conv3D(3, 4, (1, 3, 2), stride=(1, 2, 1), pad=(0, 1, 1), dilation=(1, 1, 2), groups=1)
     plane = Conv2D(3, 4, (3, 2), stride=(2, 1), pad=(1, 1), dilation=(1, 2))
     plane.vars["W"].data[...] = flat.vars["W"].data[:, :, 0]
-    plane.vars["b"].data[...] = np.arange(4)
-    flat.vars["b"].data[...] = np.arange(4)
+    plane.vars["b"].data[...] = toDevice(np.arange(4), plane.dtype)
+    flat.vars["b"].data[...] = toDevice(np.arange(4), flat.dtype)
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 7, 6)).astype(np.float32)
     y = toHost(flat(toDevice(x)))
     for d in range(4):

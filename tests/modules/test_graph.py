@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from macrobatch.costs import CrossEntropy
-from macrobatch.engine import toHost
+from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules import Activation, Flatten, Linear, Sequential, loadModel
@@ -74,8 +74,8 @@ def test_residual_graph_matches_torch():
     th = torch.relu(layers["fc1"](tx))
     ty = torch.relu(layers["fc2"](th) + tx) + layers["fc3"](tx) + th
     ty.backward(torch.from_numpy(g))
-    y = net(x)
-    gx = net.backward(g)
+    y = net(toDevice(x))
+    gx = net.backward(toDevice(g))
     np.testing.assert_allclose(toHost(y), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(toHost(gx), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
     for name, layer in layers.items():
@@ -91,7 +91,7 @@ def test_graph_round_trips_through_load_model(tmp_path):
     rebuilt = loadModel(tmp_path / "m.h5")
     assert type(rebuilt) is Graph and list(rebuilt.children()) == list(net.children())
     rng = np.random.default_rng(0)
-    xs = [rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((2, 4)).astype(np.float32)]
+    xs = [toDevice(rng.standard_normal(shape).astype(np.float32)) for shape in ((2, 3), (2, 4))]
     for a, b in zip(rebuilt(xs), net(xs)):
         np.testing.assert_array_equal(toHost(a), toHost(b))
 
@@ -107,19 +107,19 @@ def test_children_names_variables_modes_and_cast_walk_the_graph():
 
 def test_input_gradient_skipped_when_not_needed_but_parameter_gradients_accumulate():
     net = residualMLP()
-    net(np.ones((2, 5), np.float32))
-    assert net.backward(np.ones((2, 5), np.float32), updGrad=False) is None
-    assert net.getVariables()["fc1.W"].grad.any()
+    net(toDevice(np.ones((2, 5), np.float32)))
+    assert net.backward(toDevice(np.ones((2, 5), np.float32)), updGrad=False) is None
+    assert toHost(net.getVariables()["fc1.W"].grad).any()
 
 
 def test_output_given_no_gradient_contributes_nothing():
     x = Node()
     used, unused = Linear(3, 2, name="used"), Linear(3, 2, name="unused")
     net = Graph(x, [Node(used, x), Node(unused, x)])
-    net(np.ones((4, 3), np.float32))
-    gx = net.backward([np.ones((4, 2), np.float32), None])
+    net(toDevice(np.ones((4, 3), np.float32)))
+    gx = net.backward([toDevice(np.ones((4, 2), np.float32)), None])
     np.testing.assert_allclose(toHost(gx), np.ones((4, 2)) @ toHost(used.vars["W"].data).T, rtol=1e-6)
-    assert not unused.vars["W"].grad.any() and used.vars["W"].grad.any()
+    assert not toHost(unused.vars["W"].grad).any() and toHost(used.vars["W"].grad).any()
 
 
 def test_summary_lists_the_graph_leaves_in_order():
@@ -138,8 +138,9 @@ def loadExample():
 def test_resnet_block_trains_and_round_trips_through_load_model(tmp_path):
     net = Sequential(loadExample().basicBlock(4, name="block"), Flatten(), Linear(4 * 4 * 4, 3))
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((32, 4, 4, 4)).astype(np.float32)
-    target = (x[:, 0].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
+    hostX = rng.standard_normal((32, 4, 4, 4)).astype(np.float32)
+    x = toDevice(hostX)
+    target = toDevice((hostX[:, 0].mean(axis=(1, 2)) > 0).astype(np.int64) + (hostX[:, 1].mean(axis=(1, 2)) > 0))
     cost, optimizer = CrossEntropy(), Adam(learnRate=1e-2)
     optimizer.setupOn(net)
     losses = []
@@ -185,15 +186,15 @@ def test_mismatched_shapes_raise_the_error_of_the_module_that_refused_them():
     x = Node()
     net = Graph(x, Node(Add(), [Node(Linear(3, 4), x), Node(Linear(3, 5), x)]))
     with pytest.raises(ShapeError, match=r"Add '2': inputs must have one shape, got \[\(2, 4\), \(2, 5\)\]"):
-        net(np.zeros((2, 3), np.float32))
+        net(toDevice(np.zeros((2, 3), np.float32)))
     with pytest.raises(ShapeError, match=r"Graph: expected one array, got an input of shape \[\(2, 3\)\]"):
-        net([np.zeros((2, 3), np.float32)])
+        net([toDevice(np.zeros((2, 3), np.float32))])
     with pytest.raises(ShapeError, match=r"Graph: expected a list of 2 arrays, got an input of shape \(2, 3\)"):
-        twoInTwoOut()(np.zeros((2, 3), np.float32))
+        twoInTwoOut()(toDevice(np.zeros((2, 3), np.float32)))
 
 
 def test_selecting_an_output_a_node_does_not_have_is_refused():
     x = Node()
     net = Graph(x, Node(Linear(3, 3), x)[1])
     with pytest.raises(ShapeError, match=r"Node of Linear '0'\[1\] selects an output it does not have"):
-        net(np.zeros((2, 3), np.float32))
+        net(toDevice(np.zeros((2, 3), np.float32)))

@@ -3,7 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
-from macrobatch.engine import toHost
+from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import ModelFileError
 from macrobatch.modules import Linear, Sequential, loadModel
 
@@ -25,7 +25,7 @@ def test_load_model_rebuilds_the_architecture_without_user_code(tmp_path):
     src.save(tmp_path / "m.h5")
     rebuilt = loadModel(tmp_path / "m.h5")
     assert [type(m).__name__ for m in rebuilt] == ["Linear", "Linear"] and rebuilt[0].name == "hidden"
-    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    x = toDevice(np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32))
     np.testing.assert_array_equal(toHost(rebuilt(x)), toHost(src(x)))
 
 

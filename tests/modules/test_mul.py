@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from macrobatch.engine import toHost
+from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules import loadModel
@@ -26,9 +26,9 @@ def test_mul_matches_torch_mul_with_zeros_in_the_inputs():
     xs = [rng.standard_normal((2, 3, 4)).astype(np.float32) for _ in range(3)]
     xs[1][0, 0] = 0
     mod = Mul()
-    y = mod(xs)
+    y = mod([toDevice(x) for x in xs])
     g = rng.standard_normal(y.shape).astype(np.float32)
-    gxs = mod.backward(g)
+    gxs = mod.backward(toDevice(g))
     txs = [torch.from_numpy(x).requires_grad_() for x in xs]
     ty = torch.mul(torch.mul(txs[0], txs[1]), txs[2])
     ty.backward(torch.from_numpy(g))
@@ -41,9 +41,9 @@ def test_mul_round_trips_through_load_model(tmp_path):
     Mul(name="gate").save(tmp_path / "m.h5")
     rebuilt = loadModel(tmp_path / "m.h5")
     assert type(rebuilt) is Mul and rebuilt.name == "gate"
-    np.testing.assert_array_equal(toHost(rebuilt([np.full(3, 2, np.float32)] * 3)), 8)
+    np.testing.assert_array_equal(toHost(rebuilt([toDevice(np.full(3, 2, np.float32))] * 3)), 8)
 
 
 def test_mul_rejects_inputs_of_different_shapes():
     with pytest.raises(ShapeError, match=r"Mul: inputs must have one shape, got \[\(2, 3\), \(3, 2\)\]"):
-        Mul()([np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)])
+        Mul()([toDevice(np.zeros((2, 3), np.float32)), toDevice(np.zeros((3, 2), np.float32))])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from macrobatch.engine import toHost
+from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules import Activation, Linear, Sequential, loadModel
@@ -28,7 +28,7 @@ def test_shared_parallel_gradients_match_finite_differences():
 def test_parallel_outputs_are_the_branch_outputs_in_order():
     first, second = Linear(3, 2), Linear(4, 1)
     net = Parallel(first, second)
-    xs = [np.ones((2, 3), np.float32), np.ones((2, 4), np.float32)]
+    xs = [toDevice(np.ones((2, 3), np.float32)), toDevice(np.ones((2, 4), np.float32))]
     ys = net(xs)
     np.testing.assert_array_equal(toHost(ys[0]), toHost(first(xs[0])))
     np.testing.assert_array_equal(toHost(ys[1]), toHost(second(xs[1])))
@@ -40,12 +40,12 @@ def test_parallel_round_trips_through_load_model(tmp_path):
     net.save(tmp_path / "m.h5")
     rebuilt = loadModel(tmp_path / "m.h5")
     assert rebuilt[0].shared and [m.name for m in rebuilt[0]] == ["a", "1"]
-    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    x = toDevice(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32))
     np.testing.assert_array_equal(toHost(rebuilt(x)), toHost(net(x)))
 
 
 def test_parallel_rejects_a_wrong_number_of_inputs():
     with pytest.raises(ShapeError, match=r"Parallel: expected a list of 2 arrays, got an input of shape \[\(2, 3\)\]"):
-        Parallel(Linear(3, 2), Linear(3, 2))([np.zeros((2, 3), np.float32)])
+        Parallel(Linear(3, 2), Linear(3, 2))([toDevice(np.zeros((2, 3), np.float32))])
     with pytest.raises(ValueError, match="Parallel needs at least one module"):
         Parallel()

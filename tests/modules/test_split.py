@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from macrobatch.engine import toHost
+from macrobatch.engine import toDevice, toHost, xp
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules import loadModel
@@ -26,9 +26,9 @@ def test_split_matches_torch_split(axis, sections, torchSections):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 6, 5)).astype(np.float32)
     mod = Split(axis, sections)
-    ys = mod(x)
+    ys = mod(toDevice(x))
     gs = [rng.standard_normal(y.shape).astype(np.float32) for y in ys]
-    gx = mod.backward(gs)
+    gx = mod.backward([toDevice(g) for g in gs])
     tx = torch.from_numpy(x).requires_grad_()
     tys = torch.split(tx, torchSections, dim=axis)
     torch.autograd.backward(tys, [torch.from_numpy(g) for g in gs])
@@ -39,11 +39,11 @@ def test_split_matches_torch_split(axis, sections, torchSections):
 
 
 def test_split_parts_are_views_and_a_missing_gradient_counts_as_zero():
-    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    x = toDevice(np.arange(12, dtype=np.float32).reshape(2, 6))
     mod = Split(1, 3)
     ys = mod(x)
-    assert all(np.shares_memory(y, x) for y in ys)
-    gx = mod.backward([np.ones((2, 2), np.float32), None, np.ones((2, 2), np.float32)])
+    assert all(xp.shares_memory(y, x) for y in ys)
+    gx = mod.backward([toDevice(np.ones((2, 2), np.float32)), None, toDevice(np.ones((2, 2), np.float32))])
     np.testing.assert_array_equal(toHost(gx), [[1, 1, 0, 0, 1, 1]] * 2)
 
 
@@ -52,24 +52,24 @@ def test_split_round_trips_through_load_model(tmp_path):
     mod.save(tmp_path / "m.h5")
     rebuilt = loadModel(tmp_path / "m.h5")
     assert type(rebuilt) is Split and rebuilt.axis == 0 and rebuilt.sections == [1, 2]
-    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    x = toDevice(np.arange(6, dtype=np.float32).reshape(3, 2))
     for a, b in zip(rebuilt(x), mod(x)):
         np.testing.assert_array_equal(toHost(a), toHost(b))
 
 
 def test_split_rejects_sizes_that_do_not_add_up_and_a_list_input():
     with pytest.raises(ShapeError, match=r"cannot split axis 1 of input shape \(2, 5\) into 2"):
-        Split(1, 2)(np.zeros((2, 5), np.float32))
+        Split(1, 2)(toDevice(np.zeros((2, 5), np.float32)))
     with pytest.raises(ShapeError, match=r"into sizes \[2, 2\]"):
-        Split(1, [2, 2])(np.zeros((2, 5), np.float32))
+        Split(1, [2, 2])(toDevice(np.zeros((2, 5), np.float32)))
     with pytest.raises(ShapeError, match="Split: expected one array, got a list"):
-        Split(1, 2)([np.zeros((2, 4), np.float32)])
+        Split(1, 2)([toDevice(np.zeros((2, 4), np.float32))])
     with pytest.raises(ValueError, match="sections must be a positive int or a list of positive sizes"):
         Split(1, [2, 0])
 
 
 def test_split_rejects_a_gradient_list_of_the_wrong_length():
     mod = Split(1, 2)
-    mod(np.zeros((2, 4), np.float32))
+    mod(toDevice(np.zeros((2, 4), np.float32)))
     with pytest.raises(ShapeError, match=r"gradient of shape \[\(2, 2\)\] does not match"):
-        mod.backward([np.zeros((2, 2), np.float32)])
+        mod.backward([toDevice(np.zeros((2, 2), np.float32))])

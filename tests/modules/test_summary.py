@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from macrobatch import models
+from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.modules.activation import Activation
 from macrobatch.modules.batchnorm import BatchNorm
@@ -90,12 +91,12 @@ def test_summary_and_estimate_run_in_eval_mode_and_restore_every_modules_mode():
     net[3].train = False  # a mixed tree: each module must get its own flag back
     before = [mod.train for _, mod in net.namedModules()]
     bn = net[1]
-    mean, var = bn.attrs["mean"].copy(), bn.attrs["var"].copy()
+    mean, var = toHost(bn.attrs["mean"]).copy(), toHost(bn.attrs["var"]).copy()
     summary(net, (1, 8, 8), batchsize=2)
     estimate(net, (1, 8, 8), batchsize=2, runs=3, warmup=1)
     # a train-mode pass on zeros would move the running statistics (var towards 0)
-    np.testing.assert_array_equal(bn.attrs["mean"], mean)
-    np.testing.assert_array_equal(bn.attrs["var"], var)
+    np.testing.assert_array_equal(toHost(bn.attrs["mean"]), mean)
+    np.testing.assert_array_equal(toHost(bn.attrs["var"]), var)
     assert [mod.train for _, mod in net.namedModules()] == before
 
 
@@ -160,7 +161,7 @@ def test_format_summary_is_a_table_with_totals_memory_and_speed():
 def test_a_layer_the_forward_never_reaches_shows_no_shape():
     net = Sequential(Linear(3, 2))
     unused = Linear(9, 9)
-    unused(np.zeros((1, 9), np.float32))  # an old output must not be reported as this forward's
+    unused(toDevice(np.zeros((1, 9), np.float32)))  # an old output must not be reported as this forward's
     net.children = lambda: {"0": net[0], "spare": unused}
     info = summary(net, (3,))
     assert rows(info)[1] == ("spare", "Linear", None, 90)

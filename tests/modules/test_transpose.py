@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import DtypeError, ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.module import buildFromBlueprint, loadModel
@@ -29,10 +30,10 @@ def test_transpose_matches_torch_permute(axes):
     g = randn(tuple(ty.shape), 2)
     ty.backward(torch.from_numpy(g))
     mod = Transpose(axes)
-    y = mod(x)
-    gx = mod.backward(g)
-    np.testing.assert_array_equal(y, ty.detach().numpy())
-    np.testing.assert_array_equal(gx, tx.grad.numpy())
+    y = mod(toDevice(x))
+    gx = mod.backward(toDevice(g))
+    np.testing.assert_array_equal(toHost(y), ty.detach().numpy())
+    np.testing.assert_array_equal(toHost(gx), tx.grad.numpy())
     assert y.flags.c_contiguous and gx.flags.c_contiguous
 
 
@@ -40,9 +41,9 @@ def test_transpose_backward_is_the_inverse_permutation():
     mod = Transpose((0, 2, 3, 1))
     assert mod.inverse == (0, 3, 1, 2)
     x = randn((2, 3, 4, 5), 0)
-    y = mod(x)
+    y = mod(toDevice(x))
     assert y.shape == (2, 4, 5, 3)
-    np.testing.assert_array_equal(mod.backward(y), x)  # the gradient goes back to the input's layout
+    np.testing.assert_array_equal(toHost(mod.backward(y)), x)  # the gradient goes back to the input's layout
 
 
 def test_transpose_survives_save_and_load_model(tmp_path):
@@ -51,8 +52,8 @@ def test_transpose_survives_save_and_load_model(tmp_path):
     mod.save(tmp_path / "t.h5")
     loaded = loadModel(tmp_path / "t.h5")
     assert type(loaded) is Transpose and loaded.axes == (0, 3, 1, 2) and loaded.name == "nhwc"
-    x = randn((2, 3, 4, 5), 0)
-    np.testing.assert_array_equal(loaded(x), mod(x))
+    x = toDevice(randn((2, 3, 4, 5), 0))
+    np.testing.assert_array_equal(toHost(loaded(x)), toHost(mod(x)))
     assert buildFromBlueprint(json.loads(json.dumps(mod.getBlueprint()))).inverse == (0, 2, 3, 1)
 
 
@@ -66,9 +67,9 @@ def test_transpose_refuses_axes_that_are_not_a_permutation_keeping_the_batch_axi
 def test_transpose_rejects_input_of_another_rank_naming_expected_and_got():
     with pytest.raises(ShapeError, match=r"Transpose 't': axes \(0, 2, 1\) need an input with 3 axes, "
                                          r"got shape \(2, 3, 4, 5\)"):
-        Transpose((0, 2, 1), name="t")(np.zeros((2, 3, 4, 5), np.float32))
+        Transpose((0, 2, 1), name="t")(toDevice(np.zeros((2, 3, 4, 5), np.float32)))
 
 
 def test_transpose_rejects_integer_input():
     with pytest.raises(DtypeError, match="int32"):
-        Transpose((0, 2, 1))(np.zeros((2, 3, 4), np.int32))
+        Transpose((0, 2, 1))(toDevice(np.zeros((2, 3, 4), np.int32)))
