@@ -72,6 +72,14 @@ def isDeviceArray(ary):
     return isinstance(ary, xp.ndarray)
 
 
+def checkOnDevice(ary, where):
+    """TypeError naming where, unless ary lives on the device: on CuPy a NumPy array given to device code
+    would otherwise fail deep inside a kernel call. A no-op on the CPU backend, where host is device."""
+    if isCuda and not isinstance(ary, xp.ndarray):
+        raise TypeError(f"{where}: expected a device array (cupy.ndarray), got {type(ary).__module__}."
+                        f"{type(ary).__name__}; move host data with macrobatch.engine.toDevice")
+
+
 def synchronize():
     """Wait for all queued device work (a no-op on the CPU backend)."""
     if isCuda:

@@ -17,7 +17,7 @@ import json
 import numpy
 
 from ..engine import serialize
-from ..engine.backend import toDevice, toHost
+from ..engine.backend import checkOnDevice, toDevice, toHost
 from ..engine.dtype import checkFloat
 from ..engine.errors import DtypeError, ModelFileError, ShapeError
 
@@ -52,6 +52,7 @@ class Module:
     # --- forward and backward -------------------------------------------------------------
 
     def __call__(self, data):
+        checkOnDevice(data, self.describe())
         self.checkDataType(data.dtype)
         self.checkDataShape(data.shape)
         self.inData = data
@@ -61,6 +62,7 @@ class Module:
     def backward(self, grad, updGrad=True, updParamGrads=True):
         """Propagate grad (d loss / d output). Returns d loss / d input, or None when updGrad is False
         (the first layer of a network never needs it). Parameter gradients are added when updParamGrads."""
+        checkOnDevice(grad, f"{self.describe()} backward")
         if self.data is not None and grad.shape != self.data.shape:
             raise ShapeError(f"{self.describe()}: gradient of shape {grad.shape} does not match "
                              f"the output of shape {self.data.shape}")

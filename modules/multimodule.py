@@ -1,6 +1,7 @@
 """MultiModule: the base of modules whose input or output is a list of arrays."""
 import numpy
 
+from ..engine.backend import checkOnDevice
 from ..engine.dtype import checkFloat
 from ..engine.errors import DtypeError, ShapeError
 from .module import Module
@@ -37,6 +38,7 @@ class MultiModule(Module):
         data = list(data) if isinstance(data, tuple) else data
         arrays = flatArrays(data)
         for ary in arrays:
+            checkOnDevice(ary, self.describe())
             self.checkDataType(ary.dtype)
         if self.sameDtype and len({numpy.dtype(ary.dtype) for ary in arrays}) > 1:
             raise DtypeError(f"{self.describe()}: inputs must share one dtype, got "
@@ -55,6 +57,8 @@ class MultiModule(Module):
 
     def checkGrad(self, grad):
         """ShapeError unless grad has the structure and shapes of the last output (None entries allowed)."""
+        for ary in flatArrays(grad):
+            checkOnDevice(ary, f"{self.describe()} backward")
         expected, got = shapeOf(self.data), shapeOf(grad)
         if self.data is None or _fits(got, expected):
             return

@@ -5,7 +5,7 @@ import pytest
 
 from macrobatch.engine import toDevice, toHost
 from macrobatch.engine.errors import ModelFileError
-from macrobatch.modules import Linear, Sequential, loadModel
+from macrobatch.modules import Concat, Linear, Sequential, loadModel
 
 
 def net():
@@ -66,3 +66,17 @@ def test_shared_variable_is_listed_once():
     b = Linear(3, 3)
     b.vars["W"] = a.vars["W"]
     assert Sequential(a, b).paramCount() == 9 + 3 + 3
+
+
+@pytest.mark.cuda
+def test_a_host_array_given_to_a_module_on_the_gpu_is_refused_naming_the_module():
+    net = Sequential(Linear(3, 2, name="first"), Concat(axis=1))
+    host = np.zeros((4, 3), np.float32)
+    with pytest.raises(TypeError, match=r"^Linear 'first': expected a device array \(cupy.ndarray\), got numpy.ndarray; "
+                                        r"move host data with macrobatch.engine.toDevice"):
+        net[0](host)
+    with pytest.raises(TypeError, match=r"^Concat: expected a device array"):
+        Concat(axis=1)([toDevice(host), host])
+    net[0](toDevice(host))
+    with pytest.raises(TypeError, match=r"^Linear 'first' backward: expected a device array"):
+        net[0].backward(np.zeros((4, 2), np.float32))
