@@ -207,11 +207,13 @@ def _clipBackward(grad, y, low, high):
     return grad * inside
 
 
+# NaN fails every comparison, so each kernel's condition is the one whose false branch keeps a NaN input, and
+# every input gradient is the output gradient times the derivative (never a select that could drop a NaN in g)
 activations = {
     "relu": _entry("relu", _reluForward, _reluBackward, "y",
-                   "y = x > (T)0 ? x : (T)0", "dx = y > (T)0 ? g : (T)0"),
+                   "y = x <= (T)0 ? (T)0 : x", "dx = g * (T)(y > (T)0)"),
     "leakyRelu": _entry("leaky_relu", _leakyReluForward, _leakyReluBackward, "x",
-                        "y = x > (T)0 ? x : x * slope", "dx = x > (T)0 ? g : g * slope", ("slope",)),
+                        "y = x > (T)0 ? x : (T)(x * slope)", "dx = x > (T)0 ? g : (T)(g * slope)", ("slope",)),
     "sigmoid": _entry("sigmoid", _sigmoidForward, _sigmoidBackward, "y",
                       "y = (T)1 / ((T)1 + exp(-x))", "dx = g * y * ((T)1 - y)"),
     "tanh": _entry("tanh", _tanhForward, _tanhBackward, "y",
@@ -227,19 +229,20 @@ activations = {
                     "y = x / ((T)1 + exp(-x))",
                     "T p = (T)1 / ((T)1 + exp(-x)); dx = g * p * ((T)1 + x * ((T)1 - p))"),
     "elu": _entry("elu", _eluForward, _eluBackward, "x",
-                  "y = x > (T)0 ? x : alpha * (T)expm1(x)", "dx = x > (T)0 ? g : g * alpha * (T)exp(x)",
+                  "y = x > (T)0 ? x : (T)(alpha * (T)expm1(x))", "dx = x > (T)0 ? g : (T)(g * alpha * (T)exp(x))",
                   ("alpha",)),
     "selu": _entry("selu", _seluForward, _seluBackward, "x",
-                   "y = (T)SELU_SCALE * (x > (T)0 ? x : (T)SELU_ALPHA * (T)expm1(x))",
-                   "dx = g * (T)SELU_SCALE * (x > (T)0 ? (T)1 : (T)SELU_ALPHA * (T)exp(x))",
+                   "y = (T)SELU_SCALE * (x > (T)0 ? x : (T)((T)SELU_ALPHA * (T)expm1(x)))",
+                   "dx = g * (T)SELU_SCALE * (x > (T)0 ? (T)1 : (T)((T)SELU_ALPHA * (T)exp(x)))",
                    preamble=_seluPreamble),
     "softPlus": _entry("softplus", _softPlusForward, _softPlusBackward, "x",
                        "T t = x * beta;"
-                       "y = t > threshold ? x : ((t > (T)0 ? t : (T)0) + (T)log1p(exp(t > (T)0 ? -t : t))) / beta",
-                       "T t = x * beta; dx = t > threshold ? g : g / ((T)1 + exp(-t))",
+                       "T soft = (T)(((t > (T)0 ? t : (T)0) + (T)log1p(exp(t > (T)0 ? (T)-t : t))) / beta);"
+                       "y = t > threshold ? x : soft",
+                       "T t = x * beta; dx = t > threshold ? g : (T)(g / ((T)1 + exp(-t)))",
                        ("beta", "threshold")),
     "clip": _entry("clip", _clipForward, _clipBackward, "y",
-                   "y = x < low ? low : (x > high ? high : x)", "dx = y > low && y < high ? g : (T)0",
+                   "y = x < low ? low : (x > high ? high : x)", "dx = g * (T)(y > low && y < high)",
                    ("low", "high")),
 }
 
@@ -265,6 +268,8 @@ class Activation(Module):
       "clip": x clamped to [low, high], as torch's Hardtanh: gradient 1 strictly inside, 0 elsewhere.
     Each activation reads only its own arguments; the others keep their defaults and are ignored.
     Every form avoids overflow and cancellation in both tails (exp of a non-positive argument only).
+    NaN is never made finite, on either backend: the output is NaN exactly where the input is, and the input
+    gradient is NaN wherever the output gradient is and wherever torch's is.
     """
 
     def __init__(self, activation, slope=0.01, alpha=1.0, beta=1.0, threshold=20.0, low=-1.0, high=1.0,

@@ -14,9 +14,10 @@ class Dropout(Module):
     The mask is drawn with engine.random.uniform, so setSeed makes it reproducible; backward
     applies the same mask. Any input shape and float dtype. Subclasses that drop whole groups of
     inputs (Dropout2D: whole maps) override maskShape; the mask broadcasts over the input.
+    A dropped input is multiplied by 0, not replaced, so a NaN or inf stays non-finite, as in torch.
     """
 
-    maskKernel = ElementwiseKernel("T x, bool keep, T scale", "T y", "y = keep ? x * scale : (T)0",
+    maskKernel = ElementwiseKernel("T x, bool keep, T scale", "T y", "y = x * (keep ? scale : (T)0)",
                                    "macrobatch_dropout_mask")
 
     def __init__(self, p=0.5, name=None):

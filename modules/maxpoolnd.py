@@ -14,6 +14,10 @@ class MaxPoolND(PoolND):
     train mode keeps, for each output, the row-major position of its maximum in the window (the first
     one on ties, as PyTorch does); backward routes each output gradient to that element. Eval mode keeps
     no positions (a backward then finds them again from the input).
+
+    NaN is never made finite, on either backend: a NaN wins its window (the last one, as in PyTorch, so the
+    gradient goes to it), and the gradient is routed by multiplying with a 0/1 mask, so a NaN gradient
+    reaches every input of its window instead of being dropped.
     """
 
     forwardKernel = ElementwiseKernel(
@@ -24,7 +28,7 @@ class MaxPoolND(PoolND):
         int bestK = ((w.dLo - w.z0) * fh + w.rLo - w.y0) * fw + w.cLo - w.x0;
         FOR_WINDOW(w) {
             T v = x[w.plane + ((ptrdiff_t)d * H + r) * W + c];
-            if (v > best) { best = v; bestK = ((d - w.z0) * fh + r - w.y0) * fw + c - w.x0; }
+            if (v > best || isnan(v)) { best = v; bestK = ((d - w.z0) * fh + r - w.y0) * fw + c - w.x0; }
         }
         y = best;
         idx = bestK;
@@ -38,7 +42,7 @@ class MaxPoolND(PoolND):
         T acc = (T)0;
         FOR_COVER(v) {
             ptrdiff_t o = v.plane + ((ptrdiff_t)od * OH + oh) * OW + ow;
-            if (idx[o] == ((v.z - od * sd) * fh + v.y - oh * sh) * fw + v.x - ow * sw) acc += gy[o];
+            acc += gy[o] * (T)(idx[o] == ((v.z - od * sd) * fh + v.y - oh * sh) * fw + v.x - ow * sw);
         }
         gx = acc;
         """,
@@ -107,7 +111,7 @@ class MaxPoolND(PoolND):
     def foldMaxIndex(views, out, idx, copy, beats, candidate):
         """out = the elementwise maximum of views and idx = the position in views of its first occurrence:
         an offset k that beats the running max (strictly, so ties keep the first) sets idx to k, and as k
-        grows with the offset, max(idx, k * beats) does it."""
+        grows with the offset, max(idx, k * beats) does it. A window holding NaN takes its last NaN."""
         xp.copyto(out, views[0])
         idx.fill(0)
         for k, view in enumerate(views[1:], start=1):
@@ -116,6 +120,9 @@ class MaxPoolND(PoolND):
             xp.maximum(out, copy, out=out)
             xp.multiply(beats, idx.dtype.type(k), out=candidate)
             xp.maximum(idx, candidate, out=idx)
+        if xp.isnan(out).any():  # NaN beats nothing above, yet wins its window: its last one, as in PyTorch
+            for k, view in enumerate(views):
+                xp.copyto(idx, idx.dtype.type(k), where=xp.isnan(view))
 
     @staticmethod
     def writeRouted(views, grad, idx, routed):

@@ -18,7 +18,7 @@ class PRelu(Module):
     starting slope. The forward and input gradient are leakyRelu's, with the slopes broadcast.
     """
 
-    negativePartKernel = ElementwiseKernel("T g, T x", "T p", "p = x > (T)0 ? (T)0 : g * x",
+    negativePartKernel = ElementwiseKernel("T g, T x", "T p", "p = x > (T)0 ? (T)0 : (T)(g * x)",
                                            "macrobatch_prelu_negative_part")
 
     def __init__(self, maps, init=0.25, sharedAlpha=False, name=None):

@@ -132,3 +132,11 @@ def gradsInBothModes():
 @pytest.fixture
 def roundTrip(tmp_path):
     return lambda mod, x: _roundTrip(mod, x, tmp_path / "model.h5")
+
+
+@pytest.fixture
+def threeParts(monkeypatch):
+    """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
+    from macrobatch.engine import parallel
+    from macrobatch.modules import poolnd
+    monkeypatch.setattr(poolnd, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))

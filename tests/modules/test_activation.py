@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import DtypeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.activation import Activation, activations
@@ -46,23 +47,67 @@ def test_activation_gradients_match_finite_differences(case):
     checkModuleGrads(Activation(name, **kwargs), x)
 
 
-@pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
-def test_activation_matches_torch(case):
-    # torch runs in float64 on the same float32 inputs: float32 torch itself is off by up to 1e-6
-    # in gelu's negative tail, where 1 + tanh cancels
+def againstTorch(case, x, g):
+    """The activation of case and its torch reference, run in float64 on the same float32 inputs, forward
+    on x and backward from g: (y, gx) of the module and of torch, as host arrays."""
     torch = pytest.importorskip("torch")
     name, kwargs, reference = case
-    x = (3 * np.random.default_rng(1).standard_normal((4, 3, 5))).astype(np.float32)
-    g = np.random.default_rng(2).standard_normal((4, 3, 5)).astype(np.float32)
     tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
     ty = reference(torch.nn.functional)(tx)
     ty.backward(torch.from_numpy(g.astype(np.float64)))
     mod = Activation(name, **kwargs)
-    y = mod(x)
-    gx = mod.backward(g)
+    return toHost(mod(toDevice(x))), toHost(mod.backward(toDevice(g))), ty.detach().numpy(), tx.grad.numpy()
+
+
+@pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
+def test_activation_matches_torch(case):
+    # torch runs in float64 on the same float32 inputs: float32 torch itself is off by up to 1e-6
+    # in gelu's negative tail, where 1 + tanh cancels
+    x = (3 * np.random.default_rng(1).standard_normal((4, 3, 5))).astype(np.float32)
+    g = np.random.default_rng(2).standard_normal((4, 3, 5)).astype(np.float32)
+    y, gx, ty, tgx = againstTorch(case, x, g)
     assert y.dtype == gx.dtype == np.float32
-    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=2e-6, atol=1e-7)
-    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(y, ty, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(gx, tgx, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
+def test_activation_never_makes_nan_finite_as_torch(case):
+    # the output is NaN exactly where torch's is (where the input is); the input gradient is NaN wherever
+    # torch's is and wherever the output gradient is (multiplied, never dropped), and nowhere no NaN went
+    # in. Where the input alone is NaN torch's own gradient differs between its vectorised and scalar
+    # loops (elu: NaN or 1, hardtanh: 0 or 1), so that is left to the bounds above
+    rng = np.random.default_rng(3)
+    x = (3 * rng.standard_normal((4, 3, 5))).astype(np.float32)
+    g = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    x[0, :, :3] = np.nan
+    g[1:3, :, 2:] = np.nan
+    g[0, 0] = np.nan  # NaN in both
+    y, gx, ty, tgx = againstTorch(case, x, g)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
+    np.testing.assert_array_equal(np.isnan(ty), np.isnan(x))
+    clean = ~np.isnan(x) & ~np.isnan(g)
+    assert np.isnan(gx[np.isnan(tgx) | np.isnan(g)]).all() and not np.isnan(gx[clean]).any()
+    np.testing.assert_allclose(y[clean], ty[clean], rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(gx[clean], tgx[clean], rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
+def test_activation_in_float16_matches_float32(case):
+    # float16 kernels compile and compute: the same (float16-exact) inputs in float32 give the reference
+    name, kwargs, _ = case
+    rng = np.random.default_rng(4)
+    x = (3 * rng.standard_normal((4, 3, 5))).astype(np.float16)
+    g = rng.standard_normal((4, 3, 5)).astype(np.float16)
+    results = {}
+    for dtype in (np.float16, np.float32):
+        mod = Activation(name, **kwargs)
+        y = mod(toDevice(x, dtype))
+        gx = mod.backward(toDevice(g, dtype))
+        assert y.dtype == gx.dtype == dtype
+        results[dtype] = toHost(y).astype(np.float32), toHost(gx).astype(np.float32)
+    for half, single in zip(results[np.float16], results[np.float32]):
+        np.testing.assert_allclose(half, single, rtol=4e-3, atol=4e-3)
 
 
 def _logSigmoid(t):
@@ -92,8 +137,8 @@ def test_activation_keeps_float32_relative_precision_in_both_tails_without_overf
     mod = Activation(name, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        y = mod(x32)
-        gx = mod.backward(np.ones_like(x32))
+        y = toHost(mod(toDevice(x32)))
+        gx = toHost(mod.backward(toDevice(np.ones_like(x32))))
     # atol only below float32's normal range (1.2e-38), where no relative precision is left
     np.testing.assert_allclose(y, forward(x), rtol=1e-6, atol=1e-40)
     np.testing.assert_allclose(gx, backward(x), rtol=1e-6, atol=1e-40)
@@ -102,28 +147,28 @@ def test_activation_keeps_float32_relative_precision_in_both_tails_without_overf
 def test_softplus_is_the_identity_above_its_threshold_as_torch():
     mod = Activation("softPlus", beta=2.0, threshold=4.0)
     x = np.array([[1.99, 2.01, 50.0]], np.float32)
-    y = mod(x)
+    y = toHost(mod(toDevice(x)))
     assert y[0, 0] != x[0, 0] and (y[0, 1:] == x[0, 1:]).all()
-    np.testing.assert_array_equal(mod.backward(np.full_like(x, 3.0))[0, 1:], [3.0, 3.0])
+    np.testing.assert_array_equal(toHost(mod.backward(toDevice(np.full_like(x, 3.0))))[0, 1:], [3.0, 3.0])
 
 
 def test_clip_gradient_is_zero_at_and_beyond_its_bounds_as_torch_hardtanh():
     mod = Activation("clip", low=-1.0, high=2.0)
-    y = mod(np.array([[-3.0, -1.0, 0.5, 2.0, 7.0]], np.float32))
+    y = toHost(mod(toDevice(np.array([[-3.0, -1.0, 0.5, 2.0, 7.0]], np.float32))))
     np.testing.assert_array_equal(y, [[-1, -1, 0.5, 2, 2]])
-    np.testing.assert_array_equal(mod.backward(np.full((1, 5), 4.0, np.float32)), [[0, 0, 4, 0, 0]])
+    np.testing.assert_array_equal(toHost(mod.backward(toDevice(np.full((1, 5), 4.0, np.float32)))), [[0, 0, 4, 0, 0]])
 
 
 @pytest.mark.parametrize("name", names)
 def test_activation_leaves_its_input_and_output_unchanged(name):
-    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
-    keep = x.copy()
+    keep = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    x = toDevice(keep)
     mod = Activation(name)
     y = mod(x)
-    out = y.copy()
-    mod.backward(np.ones_like(x))
-    np.testing.assert_array_equal(x, keep)
-    np.testing.assert_array_equal(y, out)
+    out = toHost(y).copy()
+    mod.backward(toDevice(np.ones_like(keep)))
+    np.testing.assert_array_equal(toHost(x), keep)
+    np.testing.assert_array_equal(toHost(y), out)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64])
@@ -131,21 +176,21 @@ def test_activation_leaves_its_input_and_output_unchanged(name):
 def test_activation_keeps_the_input_dtype(name, dtype):
     mod = Activation(name)
     x = np.linspace(-3, 3, 12, dtype=dtype).reshape(3, 4)
-    assert mod(x).dtype == dtype and mod.backward(np.ones_like(x)).dtype == dtype
+    assert mod(toDevice(x)).dtype == dtype and mod.backward(toDevice(np.ones_like(x))).dtype == dtype
 
 
 def test_sigmoid_saturates_on_huge_inputs_without_overflow_warnings():
     x = np.array([[-1e4, -80.0, 0.0, 80.0, 1e4]], np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        y = Activation("sigmoid")(x)
+        y = toHost(Activation("sigmoid")(toDevice(x)))
     np.testing.assert_allclose(y, [[0, np.exp(-80.0), 0.5, 1, 1]], rtol=1e-6, atol=0)
 
 
 def test_relu_gradient_is_zero_at_and_below_zero():
     mod = Activation("relu")
-    mod(np.array([[-1.0, 0.0, 2.0]], np.float32))
-    np.testing.assert_array_equal(mod.backward(np.full((1, 3), 5.0, np.float32)), [[0, 0, 5]])
+    mod(toDevice(np.array([[-1.0, 0.0, 2.0]], np.float32)))
+    np.testing.assert_array_equal(toHost(mod.backward(toDevice(np.full((1, 3), 5.0, np.float32)))), [[0, 0, 5]])
 
 
 def test_gelu_keeps_float32_relative_precision_in_the_negative_tail():
@@ -155,8 +200,8 @@ def test_gelu_keeps_float32_relative_precision_in_the_negative_tail():
     p = 1 / (1 + np.exp(-2 * u))  # 0.5 (1 + tanh(u)) without the cancellation, in float64
     dp = p * (1 + 2 * x * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x ** 2) * (1 - p))
     mod = Activation("gelu")
-    np.testing.assert_allclose(mod(x32), x * p, rtol=1e-5)
-    np.testing.assert_allclose(mod.backward(np.ones_like(x32)), dp, rtol=1e-5)
+    np.testing.assert_allclose(toHost(mod(toDevice(x32))), x * p, rtol=1e-5)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(np.ones_like(x32)))), dp, rtol=1e-5)
 
 
 def test_unknown_activation_is_a_value_error_listing_the_valid_ones():
@@ -178,7 +223,7 @@ def test_activation_refuses_parameters_without_a_meaning(kwargs, message):
 
 def test_activation_refuses_integer_input_naming_the_module():
     with pytest.raises(DtypeError, match=r"Activation 'act': expected a floating dtype .* got int64"):
-        Activation("elu", name="act")(np.zeros((2, 3), np.int64))
+        Activation("elu", name="act")(toDevice(np.zeros((2, 3), np.int64)))
 
 
 def test_activation_rebuilds_from_blueprint_with_its_slope():
@@ -190,7 +235,7 @@ def test_a_blueprint_written_before_the_new_parameters_still_builds():
     old = {"class": "Activation", "args": {"activation": "leakyRelu", "slope": 0.3, "name": "a"}}
     mod = buildFromBlueprint(old)
     x = np.array([[-2.0, 1.0]], np.float32)
-    np.testing.assert_allclose(mod(x), [[-0.6, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(toHost(mod(toDevice(x))), [[-0.6, 1.0]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("name, kwargs", [("softPlus", dict(beta=2.0, threshold=3.0)),
@@ -202,5 +247,5 @@ def test_activation_survives_save_and_load_model_with_its_parameters(tmp_path, n
     mod.save(tmp_path / "act.h5")
     loaded = loadModel(tmp_path / "act.h5")
     assert loaded.activation == name and all(getattr(loaded, k) == v for k, v in kwargs.items())
-    x = (3 * np.random.default_rng(0).standard_normal((4, 5))).astype(np.float32)
-    np.testing.assert_array_equal(loaded(x), mod(x))
+    x = toDevice((3 * np.random.default_rng(0).standard_normal((4, 5))).astype(np.float32))
+    np.testing.assert_array_equal(toHost(loaded(x)), toHost(mod(x)))

@@ -45,25 +45,9 @@ def test_avgpool2d_counts_padded_zeros_in_the_mean():
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-6)
 
 
-
-
-
-
-
-
-
-
 def test_avgpool2d_rejects_padding_over_half_the_window():
     with pytest.raises(ValueError, match=r"pad \(1, 1\) must be at most half the window size \(1, 1\)"):
         AvgPool2D(1, pad=1)
-
-
-@pytest.fixture
-def threeParts(monkeypatch):
-    """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
-    from macrobatch.engine import parallel
-    from macrobatch.modules import poolnd
-    monkeypatch.setattr(poolnd, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
 
 
 globalConfigs = {"8x8": ((8, 8), dict(size=8)), "7x6-stride": ((7, 6), dict(size=(7, 6), stride=2)),

@@ -17,19 +17,13 @@ configs = {
 }
 
 
-def distinct(shape, seed, dtype):
-    """Values with no ties, spread far beyond the finite-difference step."""
-    size = int(np.prod(shape))
-    return (np.random.default_rng(seed).permutation(size).reshape(shape) / size - 0.5).astype(dtype)
-
-
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
-def test_maxpool2d_gradient_matches_finite_differences(cfg):
+def test_maxpool2d_gradient_matches_finite_differences(cfg, distinct):
     checkModuleGrads(MaxPool2D(**cfg), distinct((2, 3, 7, 6), 0, np.float64))
 
 
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
-def test_maxpool2d_matches_torch_forward_and_backward(cfg):
+def test_maxpool2d_matches_torch_forward_and_backward(cfg, distinct):
     torch = pytest.importorskip("torch")
     mod = MaxPool2D(**cfg)
     x = distinct((4, 3, 9, 8), 1, np.float32)
@@ -59,28 +53,45 @@ def test_maxpool2d_padding_never_wins_the_max():
     assert (y < -1).all()
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-@pytest.fixture
-def threeParts(monkeypatch):
-    """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
-    from macrobatch.engine import parallel
-    from macrobatch.modules import poolnd
-    monkeypatch.setattr(poolnd, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_nan_wins_its_window_and_takes_the_gradient_as_torch(cfg, train, distinct, torchParity):
+    # a NaN is the max of every window holding it (the last one of several, where torch routes the
+    # gradient), so the output keeps it on both backends and the check for NaN cannot miss it
+    torch = pytest.importorskip("torch")
+    x = distinct((2, 3, 9, 8), 1, np.float32)
+    x[0, 0, 2, 3] = np.nan
+    x[0, 1, 3:6, 3:6] = np.nan  # several NaNs in one window
+    x[1, 2, 0, 0] = x[1, 2, 8, 7] = np.nan  # at the corners, in padded windows
+    mod = MaxPool2D(**cfg)
+    mod.train = train
+    y = torchParity(mod, x, lambda t: torch.nn.functional.max_pool2d(t, mod.size, mod.stride, mod.pad))
+    assert np.isnan(y).any()  # torchParity compares NaN with NaN as equal
 
 
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
-def test_maxpool2d_eval_mode_gives_the_train_mode_output_and_keeps_no_indices(cfg):
+def test_maxpool2d_nan_gradient_reaches_every_input_of_its_window(cfg, distinct):
+    # the gradient is routed through a 0/1 mask on both backends, so a NaN gradient is never dropped: it
+    # reaches every input of its window (exactly where average pooling's backward spreads it; torch's
+    # max pooling only its max), and every other input gradient is torch's
+    torch = pytest.importorskip("torch")
+    x = distinct((2, 3, 9, 8), 1, np.float32)
+    mod = MaxPool2D(**cfg)
+    y = mod(toDevice(x))
+    g = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+    g[0, 0, 1, 1] = g[1, 2, 0, :] = np.nan
+    gx = toHost(mod.backward(toDevice(g)))
+    tx = torch.from_numpy(x).requires_grad_()
+    torch.nn.functional.max_pool2d(tx, mod.size, mod.stride, mod.pad).backward(torch.from_numpy(g))
+    spread = torch.zeros(x.shape, requires_grad=True)
+    torch.nn.functional.avg_pool2d(spread, mod.size, mod.stride, mod.pad).backward(torch.from_numpy(g))
+    windows = np.isnan(spread.grad.numpy())
+    np.testing.assert_array_equal(np.isnan(gx), windows)
+    np.testing.assert_allclose(gx[~windows], tx.grad.numpy()[~windows], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
+def test_maxpool2d_eval_mode_gives_the_train_mode_output_and_keeps_no_indices(cfg, distinct):
     x = toDevice(distinct((4, 3, 9, 8), 1, np.float32))
     train, infer = MaxPool2D(**cfg), MaxPool2D(**cfg)
     y = toHost(train(x))
@@ -91,7 +102,7 @@ def test_maxpool2d_eval_mode_gives_the_train_mode_output_and_keeps_no_indices(cf
 
 
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
-def test_maxpool2d_eval_mode_backward_equals_train_mode_backward(cfg):
+def test_maxpool2d_eval_mode_backward_equals_train_mode_backward(cfg, distinct):
     x = toDevice(distinct((4, 3, 9, 8), 1, np.float32))
     train, infer = MaxPool2D(**cfg), MaxPool2D(**cfg).evalMode()
     g = toDevice(np.random.default_rng(2).standard_normal(train(x).shape).astype(np.float32))
@@ -100,13 +111,13 @@ def test_maxpool2d_eval_mode_backward_equals_train_mode_backward(cfg):
 
 
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
-def test_maxpool2d_eval_mode_gradient_matches_finite_differences(cfg):
+def test_maxpool2d_eval_mode_gradient_matches_finite_differences(cfg, distinct):
     checkModuleGrads(MaxPool2D(**cfg).evalMode(), distinct((2, 3, 7, 6), 0, np.float64))
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("cfg", configs.values(), ids=configs.keys())
-def test_maxpool2d_batch_split_over_threads_matches_torch_with_ties(cfg, train, threeParts):
+def test_maxpool2d_batch_split_over_threads_matches_torch_with_ties(cfg, train, threeParts, distinct):
     torch = pytest.importorskip("torch")
     x = distinct((5, 3, 9, 8), 1, np.float32)
     x[1, :, :4] = 0.5  # ties inside the split parts too
@@ -122,7 +133,7 @@ def test_maxpool2d_batch_split_over_threads_matches_torch_with_ties(cfg, train, 
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_maxpool2d_reused_buffers_leak_nothing_between_calls():
+def test_maxpool2d_reused_buffers_leak_nothing_between_calls(distinct):
     mod = MaxPool2D(2)
     first = distinct((1, 1, 4, 4), 0, np.float32)
     y1 = mod(toDevice(first))
@@ -135,7 +146,7 @@ def test_maxpool2d_reused_buffers_leak_nothing_between_calls():
     np.testing.assert_array_equal(toHost(y1), kept)  # an output handed out is never written again
 
 
-def test_maxpool2d_windows_tiling_the_padded_image_match_torch_and_finite_differences():
+def test_maxpool2d_windows_tiling_the_padded_image_match_torch_and_finite_differences(distinct):
     torch = pytest.importorskip("torch")
     mod = MaxPool2D((2, 3), pad=1)
     assert mod.tiles((6, 7)) and not mod.tiles((7, 7))

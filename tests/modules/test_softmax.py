@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.modules.softmax import SoftMax
@@ -23,22 +24,22 @@ def test_softmax_matches_torch_over_axis_one(shape):
     ty = torch.softmax(tx, dim=1)
     ty.backward(torch.from_numpy(g))
     mod = SoftMax()
-    np.testing.assert_allclose(mod(x), ty.detach().numpy(), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(mod.backward(g), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(toHost(mod(toDevice(x))), ty.detach().numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_softmax_is_stable_for_huge_scores():
-    y = SoftMax()(np.array([[1000.0, 1000.0, -1000.0], [3e38, 0.0, 0.0]], np.float32))
+    y = toHost(SoftMax()(toDevice(np.array([[1000.0, 1000.0, -1000.0], [3e38, 0.0, 0.0]], np.float32))))
     np.testing.assert_allclose(y, [[0.5, 0.5, 0], [1, 0, 0]])
 
 
 def test_softmax_rows_sum_to_one_and_keep_the_dtype():
     for dtype in (np.float16, np.float64):
-        y = SoftMax()(np.random.default_rng(0).standard_normal((4, 6)).astype(dtype))
+        y = toHost(SoftMax()(toDevice(np.random.default_rng(0).standard_normal((4, 6)).astype(dtype))))
         assert y.dtype == dtype
         np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-3)
 
 
 def test_softmax_rejects_input_without_a_class_axis():
     with pytest.raises(ShapeError, match=r"expected input of shape \(batch, classes, \.\.\.\), got \(5,\)"):
-        SoftMax()(np.zeros(5, np.float32))
+        SoftMax()(toDevice(np.zeros(5, np.float32)))
