@@ -224,8 +224,8 @@ class Fit:
         """Everything a resumed run needs: weights and statistics, optimizer and schedule state,
         callbacks' state, the epoch count, the base seed and the history; between two macrobatches of an
         epoch, also how many are done and the training loss accumulated over them (in a data-parallel
-        job, summed over the processes), and the number of processes, which a resumed run between two
-        macrobatches must match."""
+        job, summed over the processes), and the number of processes and the macroBatchSize of the walk,
+        which a resumed run between two macrobatches must match ('auto' takes the recorded size)."""
         model = {"params": {}, "attrs": {}}
         inEpoch = self.comm is not None and self.position
         accumulator = self.jobAccumulator if inEpoch else self.trainer.cost.getAccumulator()
@@ -237,6 +237,7 @@ class Fit:
                 "schedule": None if self.schedule is None else self.schedule.getState(),
                 "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)},
                 "position": self.position, "processes": self.processes,
+                "macroBatchSize": self.trainer.macroBatchSize or 0,
                 "accumulator": {key: value if isinstance(value, int) else toHost(value)
                                 for key, value in accumulator.items()}}
 
@@ -263,6 +264,13 @@ class Fit:
             raise ModelFileError(f"{source} was written between two macrobatches by a job of {processes} "
                                  f"process(es); resume it with {processes} (this job has {self.processes}), or "
                                  "from a checkpoint at an epoch's end")
+        walked = int(state.get("macroBatchSize", 0))
+        if position and walked and self.macroBatchSize != walked:
+            if self.macroBatchSize != "auto":
+                raise ModelFileError(f"{source} was written between two macrobatches of {walked} samples; resume "
+                                     f"it with macroBatchSize {walked} or 'auto' (this run has {self.macroBatchSize}), "
+                                     "or from a checkpoint at an epoch's end")
+            self.macroBatchSize = walked  # 'auto' might choose otherwise now: the epoch must go on as it began
         self.mod.setState({f"{kind}/{name}": ary for kind in ("params", "attrs")
                            for name, ary in state["model"].get(kind, {}).items()}, source)
         self.optimizer.setState(state["optimizer"])

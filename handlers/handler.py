@@ -44,6 +44,7 @@ class Handler:
         self.gatherBuffers = {}
         self.onMacroBatchBegin = None
         self.autoMacroBatch = None  # (what it was worked out for, the size) of macroBatchSize="auto"
+        self.macroBatchSize = None  # of the last host walk, resolved
 
     def handleBatch(self, batch, idx, state):
         """Process one batch: batch is [data, target] (target None when the call had none)."""
@@ -61,7 +62,7 @@ class Handler:
         seen exactly once. startMacroBatch skips the first macrobatches of the walk's order (a resumed
         epoch): they are neither read nor handled, and the counters go on from where they end."""
         size = self.checkData(data, target, hostOnly=True)
-        macroBatchSize = self.resolveMacroBatchSize(macroBatchSize, data, target)
+        macroBatchSize = self.macroBatchSize = self.resolveMacroBatchSize(macroBatchSize, data, target)
         if macroBatchSize < self.batchsize:
             raise ValueError(f"macroBatchSize ({macroBatchSize}) must be at least batchsize ({self.batchsize})")
         spans = self.hostSpans(size, macroBatchSize)

@@ -15,6 +15,7 @@ import pytest
 from macrobatch.cli import main
 from macrobatch.costs.crossentropy import CrossEntropy
 from macrobatch.engine import setSeed
+from macrobatch.engine.errors import ModelFileError
 from macrobatch.handlers.callbacks import Callback, CSVLogger, ModelCheckpoint, latestCheckpoint
 from macrobatch.handlers.callbacks.modelcheckpoint import checkpoints
 from macrobatch.handlers.fit import Fit
@@ -240,3 +241,20 @@ def test_checkpoint_intervals_below_one_are_refused(tmp_path, kwargs):
 def test_a_start_macrobatch_outside_the_walk_is_refused():
     with pytest.raises(ValueError, match=r"startMacroBatch must be in 0..2, got 3"):
         makeFit().trainer.trainFromHost(x, y, macroBatchSize=100, startMacroBatch=3)
+
+
+def test_a_mid_epoch_checkpoint_is_resumed_with_its_macrobatch_size_auto_takes_it_another_is_refused(tmp_path):
+    first = makeFit([ModelCheckpoint(tmp_path, keepLast=None, everyMacroBatches=1)], macroBatchSize=50)
+    interruptDuringUpdate(first, atUpdate=12 + 8)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(x, y, epochs=3)
+    latest = latestCheckpoint(tmp_path)
+    with pytest.raises(ModelFileError, match=r"between two macrobatches of 50 samples; resume it with macroBatchSize "
+                                             r"50 or 'auto' \(this run has 100\)"):
+        makeFit(macroBatchSize=100).resume(latest)
+    resumed = makeFit(macroBatchSize="auto").resume(latest)
+    assert resumed.macroBatchSize == 50
+    straight = makeFit(macroBatchSize=50)
+    straight.run(x, y, epochs=3)
+    resumed.run(x, y, epochs=3)
+    assert resumed.history["loss"] == straight.history["loss"]
