@@ -4,8 +4,11 @@ Sign convention: the gradient a cost returns is d loss / d pred, the loss's own 
 its negative); optimizers subtract it. The batch loss is the mean over the batch's samples,
 so the gradient carries the 1/batch factor and learning rates do not depend on batch size.
 
-The accumulated error stays on the device; ``getError`` is the one place that asks the host
-for a number, so a training loop that does not print never synchronises.
+The accumulated error and counts stay on the device; ``getError`` and ``getMetrics`` are the
+places that ask the host for numbers, so a training loop that does not print never synchronises.
+Checks that would need the host mid-batch on the GPU (CrossEntropy's labels given without
+prepareTarget) are made on the device instead and raise at those reads, or earlier at
+``checkTargets``, which a training loop may call once per macrobatch.
 """
 import numpy
 
@@ -20,8 +23,8 @@ class Cost:
     after calcError on the same batch), and ``prepareTarget`` for the targets they accept.
 
     Classifying costs also define ``countCorrect(pred, target)``, returning a device count of the
-    batch's right predictions and how many predictions were judged (a host int); the base then
-    accumulates it and ``getMetrics`` reports ``accuracy``."""
+    batch's right predictions and how many predictions were judged (a host int or a device count);
+    the base then accumulates both on the device and ``getMetrics`` reports ``accuracy``."""
 
     countCorrect = None
 
@@ -29,7 +32,7 @@ class Cost:
         self.accumErr = xp.zeros((), dtype=xp.float64)
         self.accumCount = 0
         self.accumCorrect = xp.zeros((), dtype=xp.int64)
-        self.accumJudged = 0
+        self.accumJudged = xp.zeros((), dtype=xp.int64)
 
     def __call__(self, pred, target):
         """Returns (error, grad) for a training batch and adds the error to the accumulator."""
@@ -91,32 +94,40 @@ class Cost:
             self.accumCorrect += correct
             self.accumJudged += judged
 
+    def checkTargets(self):
+        """Raise what the device found wrong with the targets since the last reset (LabelError); reads
+        the host only for costs that check on the device, and only if they did (none by default)."""
+
     def getError(self):
-        """Mean error over the samples seen since the last reset (a host float; synchronises)."""
+        """Mean error over the samples seen since the last reset (a host float; synchronises). Raises
+        first what checkTargets raises."""
+        self.checkTargets()
         return float(toHost(self.accumErr)) / self.accumCount if self.accumCount else float("nan")
 
     def getMetrics(self):
         """Host dict of everything the cost tracks: error, and accuracy for classifying costs."""
         metrics = {"error": self.getError()}
         if self.countCorrect is not None:
-            judged = self.accumJudged
-            metrics["accuracy"] = float(toHost(self.accumCorrect)) / judged if judged else float("nan")
+            correct, judged = toHost(xp.stack([self.accumCorrect, self.accumJudged]))
+            metrics["accuracy"] = float(correct) / int(judged) if judged else float("nan")
         return metrics
 
     def resetAccumulator(self):
         self.accumErr.fill(0)
         self.accumCount = 0
         self.accumCorrect.fill(0)
-        self.accumJudged = 0
+        self.accumJudged.fill(0)
 
     def getAccumulator(self):
         """Copies of the accumulated error and counts (device arrays stay on the device), for
         setAccumulator: a skipped batch is undone with them, a checkpoint keeps a partial epoch's."""
         return {"error": self.accumErr.copy(), "count": self.accumCount, "correct": self.accumCorrect.copy(),
-                "judged": self.accumJudged}
+                "judged": self.accumJudged.copy()}
 
     def setAccumulator(self, saved):
-        """Restore a getAccumulator() (its arrays on the host or the device)."""
+        """Restore a getAccumulator() (its arrays on the host or the device; judged may be a host int, as
+        checkpoints written before it moved to the device hold it)."""
         self.accumErr[...] = toDevice(saved["error"], self.accumErr.dtype)
         self.accumCorrect[...] = toDevice(saved["correct"], self.accumCorrect.dtype)
-        self.accumCount, self.accumJudged = int(saved["count"]), int(saved["judged"])
+        self.accumJudged[...] = toDevice(saved["judged"], self.accumJudged.dtype)
+        self.accumCount = int(saved["count"])

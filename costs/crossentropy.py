@@ -5,6 +5,7 @@ from ..engine.backend import isCuda, isDeviceArray, toDevice, xp
 from ..engine.errors import DtypeError, LabelError, ShapeError
 from ..engine.kernels import ElementwiseKernel, ReductionKernel
 from .cost import Cost
+from .labelrange import LabelRange
 
 
 class CrossEntropy(Cost):
@@ -23,14 +24,17 @@ class CrossEntropy(Cost):
     rows scale alike. Error accumulation still weighs batches by their sample counts.
 
     getMetrics also reports accuracy: the fraction of non-ignored rows whose argmax is the label
-    (with ignoreIndex the count of judged rows is read back to the host each batch).
+    (both counts kept on the device). No batch waits for the device: ignored rows are masked with
+    where and multiplications, never boolean indexing.
 
-    Label range: prepareTarget records the largest label it has seen since the last
-    resetAccumulator (a host int; handlers prepare the next macrobatch while the current one
-    trains, so it is a running maximum), and calcError compares it with the number of classes on
-    the host, so training never waits on the device for it. Labels given straight to the cost are
-    checked as they come on the CPU backend; on CuPy only while nothing has been prepared since the
-    last reset, since that check reads the batch back to the host.
+    Label range: prepareTarget rejects bad labels at once and records the largest label it has seen
+    since the last resetAccumulator (a host int; handlers prepare the next macrobatch while the
+    current one trains, so it is a running maximum), and calcError compares it with the number of
+    classes on the host. Labels given straight to the cost (``cost(net(x), labels)`` in a loop of
+    one's own) are checked as they come on the CPU backend. On the GPU that would read every batch
+    back to the host, so there a LabelRange screens them on the device: they are clipped into range
+    (nothing is read out of bounds) and a bad one raises LabelError, naming it, at the next
+    ``checkTargets``, ``getError`` or ``getMetrics``, and at every one after until resetAccumulator.
     """
 
     sumExpKernel = ReductionKernel("T x, T rowMax", "T sumExp", "exp(x - rowMax)", "a + b", "sumExp = a", "0",
@@ -49,7 +53,8 @@ class CrossEntropy(Cost):
         self.weighted = weights is not None or ignoreIndex is not None
         self.deviceWeights = {}
         self.maxLabel = None
-        self.rowMax = self.sumExp = self.exps = self.flatLabels = self.rowScale = None
+        self.labelRange = LabelRange(type(self).__name__)
+        self.rowMax = self.sumExp = self.exps = self.flatLabels = self.labels = self.rowScale = None
 
     def checkWeights(self, weights):
         weights = numpy.array(weights, dtype=numpy.float64)
@@ -66,6 +71,10 @@ class CrossEntropy(Cost):
     def resetAccumulator(self):
         super().resetAccumulator()
         self.maxLabel = None
+        self.labelRange.reset()
+
+    def checkTargets(self):
+        self.labelRange.check()
 
     def checkShapes(self, pred, target):
         if pred.ndim not in (2, 3):
@@ -97,31 +106,37 @@ class CrossEntropy(Cost):
         elif target.dtype.kind not in "biu":
             raise DtypeError(f"{type(self).__name__}: labels must be integers or integer-valued floats, "
                              f"got {target.dtype}")
-        ignored = self.ignored(target)
-        negative = target < 0
-        self.rejectTargets(target, negative if ignored is None else negative & ~ignored,
-                           "label {value} at index {index} is negative")
-        kept = target if ignored is None else target[~ignored]
-        if kept.size:
-            # taken before the int32 cast, so a label too large for int32 is still reported as it is
-            top = int(kept.max())
-            self.maxLabel = top if self.maxLabel is None else max(self.maxLabel, top)
+        # taken before the int32 cast, so a label too large for int32 is still reported as it is
+        top = self.largestLabel(target, self.kept(target, self.ignored(target), mod))
+        self.maxLabel = top if self.maxLabel is None else max(self.maxLabel, top)
         return mod.ascontiguousarray(target, dtype=numpy.int32)
 
-    def checkLabels(self, target, classes):
-        if target.dtype.kind not in "iu":
-            raise DtypeError(f"{type(self).__name__}: labels must be integers, got {target.dtype}; "
+    @staticmethod
+    def kept(target, ignored, mod=xp):
+        """target with the ignored labels set to 0: a label that indexes safely and is never out of range."""
+        return target if ignored is None else mod.where(ignored, 0, target)
+
+    def largestLabel(self, target, kept):
+        """Reject a negative label (LabelError naming the first) and return the largest (a host int; 0
+        when all are ignored). Reads kept on the host: once per block in prepareTarget, per batch on the CPU."""
+        self.rejectTargets(target, kept < 0, "label {value} at index {index} is negative")
+        return int(kept.max()) if kept.size else 0
+
+    def checkLabels(self, labels, ignored, classes):
+        """The batch's labels (rows,) checked against classes, returned safe to index with: ignored ones
+        set to 0 and, on the GPU, all clipped into range (see the class docstring)."""
+        if labels.dtype.kind not in "iu":
+            raise DtypeError(f"{type(self).__name__}: labels must be integers, got {labels.dtype}; "
                              "convert them with prepareTarget")
         top = -1 if self.maxLabel is None else self.maxLabel
-        if self.maxLabel is None or not isCuda:
-            ignored = self.ignored(target)
-            negative = target < 0
-            self.rejectTargets(target, negative if ignored is None else negative & ~ignored,
-                               "label {value} at index {index} is negative")
-            kept = target if ignored is None else target[~ignored]
-            top = max(top, int(kept.max())) if kept.size else top
+        kept = self.kept(labels, ignored)
+        if isCuda:
+            kept = self.labelRange.screen(kept, classes)
+        else:
+            top = max(top, self.largestLabel(labels, kept))
         if top >= classes:
             raise LabelError(f"{type(self).__name__}: label {top} is out of range for {classes} classes")
+        return kept
 
     def rows(self, pred, target):
         """pred as (rows, classes) and target as (rows,): sequences flattened, views of the batch."""
@@ -129,32 +144,27 @@ class CrossEntropy(Cost):
 
     def calcError(self, pred, target):
         scores, labels = self.rows(pred, target)
-        self.checkLabels(labels, scores.shape[1])
-        losses = self.rowLosses(scores, self.rowWeights(scores, labels))
+        ignored = self.ignored(labels)
+        self.labels = self.checkLabels(labels, ignored, scores.shape[1])
+        self.rowScale = self.rowScales(scores, self.labels, ignored)
+        losses = self.rowLosses(scores, self.labels)
         return xp.asarray(losses @ self.rowScale if self.weighted else losses.mean())
 
-    def rowWeights(self, scores, labels):
-        """Set rowScale: a host float 1 / rows without weights or ignoreIndex, else a device vector of
-        w[label] / sum of them (0 for ignored rows). Returns the labels with ignored ones set to 0, so
-        that they index safely."""
+    def rowScales(self, scores, labels, ignored):
+        """A host float 1 / rows without weights or ignoreIndex, else a device vector of w[label] / sum of
+        them (0 for ignored rows); labels: safe to index with."""
         if not self.weighted:
-            self.rowScale = 1.0 / labels.size
-            return labels
-        ignored = self.ignored(labels)
-        if ignored is not None:
-            labels = xp.where(ignored, 0, labels)
+            return 1.0 / labels.size
         if self.weights is None:
             rowWeight = xp.ones(labels.size, dtype=scores.dtype)
         else:
             weights = self.deviceWeights.setdefault(scores.dtype, toDevice(self.weights, scores.dtype))
             rowWeight = weights[labels]
         if ignored is not None:
-            rowWeight[ignored] = 0
-        total = rowWeight.sum()
+            rowWeight = xp.where(ignored, 0, rowWeight)
         # an all-ignored batch divides 0 by 0: NaN, as torch gives
         with numpy.errstate(invalid="ignore"):
-            self.rowScale = rowWeight / total
-        return labels
+            return rowWeight / rowWeight.sum()
 
     def rowLosses(self, scores, labels):
         """-log softmax(scores)[label] of every row; keeps what calcGrad needs."""
@@ -172,9 +182,10 @@ class CrossEntropy(Cost):
         return xp.log(self.sumExp[:, 0]) - (picked - self.rowMax[:, 0])
 
     def calcGrad(self, pred, target):
-        scores, labels = self.rows(pred, target)
+        """The gradient for the batch calcError just scored (with the labels it checked)."""
+        scores, _ = self.rows(pred, target)
         scale = self.rowScale[:, None] if self.weighted else self.rowScale
-        return self.rowGrad(scores, labels, scale).reshape(pred.shape)
+        return self.rowGrad(scores, self.labels, scale).reshape(pred.shape)
 
     def rowGrad(self, scores, labels, scale):
         """The gradient of the rows' losses, row n scaled by scale (a float or an (n, 1) array)."""
@@ -190,9 +201,11 @@ class CrossEntropy(Cost):
         return grad
 
     def countCorrect(self, pred, target):
+        """Right predictions and judged rows: device counts (judged a host int without ignoreIndex)."""
         right = pred.argmax(axis=-1) == target
         ignored = self.ignored(target)
         if ignored is None:
             return right.sum(), target.size
-        right &= ~ignored
-        return right.sum(), target.size - int(ignored.sum())
+        judged = ~ignored
+        right &= judged
+        return right.sum(), judged.sum()

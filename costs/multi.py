@@ -53,6 +53,10 @@ class Multi(Cost):
                 grad *= weight
         return grads
 
+    def checkTargets(self):
+        for cost in self.costs:
+            cost.checkTargets()
+
     def getMetrics(self):
         metrics = super().getMetrics()
         for i, cost in enumerate(self.costs):

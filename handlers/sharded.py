@@ -19,10 +19,9 @@ class Sharded:
     def jobAccumulator(self):
         """Copies of the cost's accumulators summed over the processes (collective: every process calls it)."""
         saved = self.cost.getAccumulator()
-        for key in ("error", "correct"):
+        for key in ("error", "correct", "judged"):
             self.comm.allreduce(saved[key].reshape(-1))
-        for key in ("count", "judged"):
-            saved[key] = self.comm.sum(saved[key])
+        saved["count"] = self.comm.sum(saved["count"])
         return saved
 
     def reduceAccumulators(self, metrics=()):

@@ -111,7 +111,10 @@ class Trainer(Handler):
         return bool(xp.isfinite(error) & self.gradsAreFinite())
 
     def finishMacroBatch(self):
-        """On the GPU, the once-per-macrobatch read of the accumulated error and the gradient flag."""
+        """On the GPU, the once-per-macrobatch reads: labels the cost screened on the device, then the
+        accumulated error and the gradient flag."""
+        if isCuda:
+            self.cost.checkTargets()
         if isCuda and self.onNonFinite == "raise":
             error, gradsFinite = toHost(xp.stack([self.cost.accumErr, self.gradsFinite.astype(xp.float64)]))
             where = f"macrobatch {self.currMacroBatch}"

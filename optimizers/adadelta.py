@@ -10,14 +10,15 @@ class AdaDelta(Optimizer):
     (torch.optim.Adadelta without weight decay; its defaults: learnRate 1, rho 0.9, epsilon 1e-6).
 
     rho: in [0, 1); epsilon > 0 starts the steps (md is 0 at first) and keeps the division finite.
+    1 - rho is computed on the host in double precision (in float32, 1 - 0.999f is off by 1.3e-5).
     """
 
     scratchCount = 2
     kernel = ElementwiseKernel(
-        "T grad, T lr, T rho, T epsilon", "T param, T ms, T md",
-        "ms = rho * ms + (1 - rho) * grad * grad;"
+        "T grad, T lr, T rho, T oneMinusRho, T epsilon", "T param, T ms, T md",
+        "ms = rho * ms + oneMinusRho * grad * grad;"
         "T delta = sqrt(md + epsilon) / sqrt(ms + epsilon) * grad;"
-        "md = rho * md + (1 - rho) * delta * delta;"
+        "md = rho * md + oneMinusRho * delta * delta;"
         "param -= lr * delta;",
         "macrobatch_adadelta")
 
@@ -30,15 +31,15 @@ class AdaDelta(Optimizer):
         return xp.zeros_like(param), xp.zeros_like(param)
 
     def stepScalars(self):
-        return self.learnRate, self.rho, self.epsilon
+        return self.learnRate, self.rho, 1.0 - self.rho, self.epsilon
 
     def updateCpu(self, param, grad, state, scratch, scalars):
-        lr, rho, epsilon = scalars
+        lr, rho, oneMinusRho, epsilon = scalars
         ms, md = state
         std, delta = scratch
         ms *= rho
         xp.multiply(grad, grad, out=std)
-        std *= 1.0 - rho
+        std *= oneMinusRho
         ms += std
         xp.add(ms, epsilon, out=std)
         xp.sqrt(std, out=std)
@@ -48,7 +49,7 @@ class AdaDelta(Optimizer):
         delta *= grad
         md *= rho
         xp.multiply(delta, delta, out=std)
-        std *= 1.0 - rho
+        std *= oneMinusRho
         md += std
         delta *= lr
         param -= delta

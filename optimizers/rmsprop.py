@@ -9,12 +9,13 @@ class RMSProp(Optimizer):
     (torch.optim.RMSprop with alpha=decay, not centered, no momentum; epsilon is added outside
     the square root).
 
-    decay: in [0, 1); epsilon > 0 keeps the division finite where gradients stay zero.
+    decay: in [0, 1); epsilon > 0 keeps the division finite where gradients stay zero. 1 - decay is
+    computed on the host in double precision (in float32, 1 - 0.999f is off by 1.3e-5).
     """
 
     kernel = ElementwiseKernel(
-        "T grad, T lr, T decay, T epsilon", "T param, T ms",
-        "ms = decay * ms + (1 - decay) * grad * grad; param -= lr * grad / (sqrt(ms) + epsilon);",
+        "T grad, T lr, T decay, T oneMinusDecay, T epsilon", "T param, T ms",
+        "ms = decay * ms + oneMinusDecay * grad * grad; param -= lr * grad / (sqrt(ms) + epsilon);",
         "macrobatch_rmsprop")
 
     def __init__(self, learnRate=1e-2, decay=0.99, epsilon=1e-8):
@@ -26,14 +27,14 @@ class RMSProp(Optimizer):
         return (xp.zeros_like(param),)
 
     def stepScalars(self):
-        return self.learnRate, self.decay, self.epsilon
+        return self.learnRate, self.decay, 1.0 - self.decay, self.epsilon
 
     def updateCpu(self, param, grad, state, scratch, scalars):
-        lr, decay, epsilon = scalars
+        lr, decay, oneMinusDecay, epsilon = scalars
         ms, = state
         ms *= decay
         xp.multiply(grad, grad, out=scratch)
-        scratch *= 1.0 - decay
+        scratch *= oneMinusDecay
         ms += scratch
         xp.sqrt(ms, out=scratch)
         scratch += epsilon

@@ -11,17 +11,18 @@ class RMSPropGraves(Optimizer):
     (torch.optim.RMSprop(centered=True, momentum=momRate); epsilon outside the square root, as torch,
     where Graves and Chainer put it inside).
 
-    decay, momRate: in [0, 1); epsilon > 0. The velocity v is kept only when momRate > 0.
+    decay, momRate: in [0, 1); epsilon > 0. The velocity v is kept only when momRate > 0. 1 - decay is
+    computed on the host in double precision (in float32, 1 - 0.999f is off by 1.3e-5).
     """
 
     kernel = ElementwiseKernel(
-        "T grad, T lr, T decay, T epsilon", "T param, T ms, T mg",
-        "ms = decay * ms + (1 - decay) * grad * grad; mg += (1 - decay) * (grad - mg);"
+        "T grad, T lr, T decay, T oneMinusDecay, T epsilon", "T param, T ms, T mg",
+        "ms = decay * ms + oneMinusDecay * grad * grad; mg += oneMinusDecay * (grad - mg);"
         "param -= lr * grad / (sqrt(ms - mg * mg) + epsilon);",
         "macrobatch_rmsprop_graves")
     momentumKernel = ElementwiseKernel(
-        "T grad, T lr, T decay, T epsilon, T momRate", "T param, T ms, T mg, T v",
-        "ms = decay * ms + (1 - decay) * grad * grad; mg += (1 - decay) * (grad - mg);"
+        "T grad, T lr, T decay, T oneMinusDecay, T epsilon, T momRate", "T param, T ms, T mg, T v",
+        "ms = decay * ms + oneMinusDecay * grad * grad; mg += oneMinusDecay * (grad - mg);"
         "v = momRate * v + grad / (sqrt(ms - mg * mg) + epsilon); param -= lr * v;",
         "macrobatch_rmsprop_graves_momentum")
 
@@ -35,20 +36,20 @@ class RMSPropGraves(Optimizer):
         return tuple(xp.zeros_like(param) for _ in range(3 if self.momRate else 2))
 
     def stepScalars(self):
-        return (self.learnRate, self.decay, self.epsilon) + ((self.momRate,) if self.momRate else ())
+        return (self.learnRate, self.decay, 1.0 - self.decay, self.epsilon) + ((self.momRate,) if self.momRate else ())
 
     def updateGpu(self, param, grad, state, scalars):
         (self.momentumKernel if self.momRate else self.kernel)(grad, *scalars, param, *state)
 
     def updateCpu(self, param, grad, state, scratch, scalars):
-        lr, decay, epsilon = scalars[:3]
+        lr, decay, oneMinusDecay, epsilon = scalars[:4]
         ms, mg = state[:2]
         ms *= decay
         xp.multiply(grad, grad, out=scratch)
-        scratch *= 1.0 - decay
+        scratch *= oneMinusDecay
         ms += scratch
         xp.subtract(grad, mg, out=scratch)
-        scratch *= 1.0 - decay
+        scratch *= oneMinusDecay
         mg += scratch
         xp.multiply(mg, mg, out=scratch)
         xp.subtract(ms, scratch, out=scratch)

@@ -11,7 +11,7 @@ class Accuracy(Metric):
         super().__init__(correct=xp.zeros((), dtype=xp.int64))
 
     def checkShapes(self, pred, target):
-        self.checkLabels(pred, target)
+        return self.checkLabels(pred, target)
 
     def accumulate(self, pred, target):
         self.accums["correct"] += (pred.argmax(axis=1) == target).sum()

@@ -19,7 +19,8 @@ class ConfusionMatrix(Metric):
     """pred: logits (batch, classes); target: integer labels (batch,); classes: their number.
 
     Each batch adds one count per sample at (label, argmax) of a flat (classes * classes) device array,
-    with a scatter-add (``add.at``, atomic on the GPU) of the cell indices label * classes + argmax.
+    with a scatter-add (``add.at``, atomic on the GPU) of the cell indices label * classes + argmax
+    (labels checked as Metric.checkLabels says, so every index is in range).
 
     Reports ``confusion`` (int64 (classes, classes): rows are labels, columns predictions), per-class
     ``precision`` = tp / predicted, ``recall`` = tp / actual and ``f1`` = 2 tp / (predicted + actual),
@@ -33,15 +34,15 @@ class ConfusionMatrix(Metric):
         super().__init__(counts=xp.zeros(self.classes * self.classes, dtype=xp.uint64))
 
     def checkShapes(self, pred, target):
-        self.checkLabels(pred, target)
-        if pred.shape[1] != self.classes:
-            raise ShapeError(f"ConfusionMatrix: predictions have {pred.shape[1]} classes, expected {self.classes}")
+        return self.checkLabels(pred, target)
+
+    def checkClasses(self, classes):
+        if classes != self.classes:
+            raise ShapeError(f"ConfusionMatrix: predictions have {classes} classes, expected {self.classes}")
 
     def accumulate(self, pred, target):
-        # labels out of range (possible only on the GPU, where they are not checked here) add nothing
-        valid = (target >= 0) & (target < self.classes)
-        cells = xp.where(valid, target.astype(xp.int64) * self.classes + pred.argmax(axis=1), 0)
-        xp.add.at(self.accums["counts"], cells, valid.astype(xp.uint64))
+        cells = target.astype(xp.int64) * self.classes + pred.argmax(axis=1)
+        xp.add.at(self.accums["counts"], cells, xp.ones(cells.shape, dtype=xp.uint64))
         return pred.shape[0]
 
     def results(self, accums, count):

@@ -11,7 +11,7 @@ class MeanAbsoluteError(Metric):
         super().__init__(total=xp.zeros((), dtype=xp.float64))
 
     def checkShapes(self, pred, target):
-        self.checkLike(pred, target)
+        return self.checkLike(pred, target)
 
     def accumulate(self, pred, target):
         diff = xp.subtract(pred, target)

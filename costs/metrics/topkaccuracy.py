@@ -16,9 +16,11 @@ class TopKAccuracy(Metric):
         super().__init__(correct=xp.zeros((), dtype=xp.int64))
 
     def checkShapes(self, pred, target):
-        self.checkLabels(pred, target)
-        if self.k > pred.shape[1]:
-            raise ShapeError(f"TopKAccuracy: k={self.k} is more than the {pred.shape[1]} classes of the predictions")
+        return self.checkLabels(pred, target)
+
+    def checkClasses(self, classes):
+        if self.k > classes:
+            raise ShapeError(f"TopKAccuracy: k={self.k} is more than the {classes} classes of the predictions")
 
     def accumulate(self, pred, target):
         labelLogits = xp.take_along_axis(pred, target[:, None], axis=1)

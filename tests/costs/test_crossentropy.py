@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from macrobatch.costs.crossentropy import CrossEntropy
-from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.backend import isDeviceArray, toDevice, toHost
 from macrobatch.engine.errors import DtypeError, LabelError, ShapeError
 from macrobatch.engine.gradcheck import checkCostGrad
 
@@ -116,18 +116,23 @@ def test_reset_accumulator_forgets_the_labels_prepared_before():
     cost = CrossEntropy()
     cost.prepareTarget(np.array([0, 12]))
     cost.resetAccumulator()
-    error, _ = cost(toDevice(np.zeros((2, 10), np.float32)), cost.prepareTarget(np.array([1, 2])))
+    error, _ = cost(toDevice(np.zeros((2, 10), np.float32)), toDevice(cost.prepareTarget(np.array([1, 2]))))
     assert float(error) == pytest.approx(np.log(10))
 
 
 def test_label_beyond_the_classes_is_rejected_without_prepare_target():
+    """At the call on the CPU; on the GPU, checked on the device, at the next read of the results."""
+    cost = CrossEntropy()
     with pytest.raises(LabelError, match=r"label 10 is out of range for 10 classes"):
-        CrossEntropy()(toDevice(np.zeros((2, 10), np.float32)), toDevice(np.array([10, 3], np.int32)))
+        cost(toDevice(np.zeros((2, 10), np.float32)), toDevice(np.array([10, 3], np.int32)))
+        cost.getError()
 
 
 def test_negative_label_is_rejected_without_prepare_target():
-    with pytest.raises(LabelError, match=r"label -2 at index 0 is negative"):
-        CrossEntropy()(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.array([-2, 3], np.int32)))
+    cost = CrossEntropy()
+    with pytest.raises(LabelError, match=r"label -2 (at index 0 is negative|is out of range for 4 classes)"):
+        cost(toDevice(np.zeros((2, 4), np.float32)), toDevice(np.array([-2, 3], np.int32)))
+        cost.getError()
 
 
 def test_float_labels_without_prepare_target_are_rejected():
@@ -210,16 +215,16 @@ def test_a_batch_of_ignored_labels_has_error_nan_as_in_torch():
 def test_accuracy_leaves_out_ignored_labels_and_counts_sequence_steps():
     logits = np.array([[[3, 1, 0], [0, 2, 1]], [[0, 1, 5], [4, 0, 0]]], np.float32)
     cost = CrossEntropy(ignoreIndex=-1)
-    cost(toDevice(logits), cost.prepareTarget(np.array([[0, -1], [1, 0]])))
+    cost(toDevice(logits), toDevice(cost.prepareTarget(np.array([[0, -1], [1, 0]]))))
     assert cost.getMetrics()["accuracy"] == pytest.approx(2 / 3)
-    assert cost.accumJudged == 3 and isinstance(cost.accumJudged, int)
+    assert isDeviceArray(cost.accumJudged) and int(toHost(cost.accumJudged)) == 3
 
 
 def test_ignore_index_may_lie_beyond_the_classes_or_be_negative():
     cost = CrossEntropy(ignoreIndex=255)
     labels = cost.prepareTarget(np.array([0, 255, 2]))
     assert cost.maxLabel == 2
-    error, _ = cost(toDevice(np.zeros((3, 3), np.float32)), labels)
+    error, _ = cost(toDevice(np.zeros((3, 3), np.float32)), toDevice(labels))
     assert float(error) == pytest.approx(np.log(3))
     with pytest.raises(LabelError, match=r"label -2 at index 1 is negative"):
         CrossEntropy(ignoreIndex=-1).prepareTarget(np.array([-1, -2]))
@@ -246,3 +251,45 @@ def test_bad_class_weights_are_rejected(weights, message):
 def test_ignore_index_must_be_an_integer():
     with pytest.raises(DtypeError, match=r"ignoreIndex must be an integer or None, got 1.5"):
         CrossEntropy(ignoreIndex=1.5)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"ignoreIndex": -100}, {"ignoreIndex": 255, "weights": [1.0, 0.5, 2.0, 1.0]}],
+                         ids=["plain", "ignore", "ignoreAndWeights"])
+def test_batches_given_straight_to_the_cost_never_wait_for_the_device(hostWaits, kwargs):
+    """A loop of one's own, cost(net(x), deviceLabels), with labels that were never prepared: no batch reads
+    the host (the range check and the ignored rows stay on the device), nor does the trainer's skip mode
+    saving and restoring the accumulator; the results cost a bounded number of reads."""
+    rng = np.random.default_rng(0)
+    batches = []
+    for size in (5, 8, 3):
+        labels = rng.integers(0, 4, size).astype(np.int32)
+        if "ignoreIndex" in kwargs:
+            labels[::2] = kwargs["ignoreIndex"]
+        batches.append((toDevice(rng.standard_normal((size, 4)).astype(np.float32)), toDevice(labels)))
+    cost = CrossEntropy(**kwargs)
+    before = hostWaits()
+    for pred, target in batches:
+        saved = cost.getAccumulator()
+        cost(pred, target)
+        cost.setAccumulator(saved)
+        cost(pred, target)
+        cost.validate(pred, target)
+    assert hostWaits() == before
+    cost.checkTargets()
+    metrics = cost.getMetrics()
+    assert hostWaits() - before <= 4 and np.isfinite(metrics["error"]) and 0 <= metrics["accuracy"] <= 1
+
+
+@pytest.mark.cuda
+def test_on_the_gpu_bad_labels_given_straight_are_clipped_and_raise_at_every_read_until_reset():
+    cost = CrossEntropy(weights=[1.0, 2.0, 3.0], ignoreIndex=255)
+    logits = toDevice(np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32))
+    error, grad = cost(logits, toDevice(np.array([0, 7, 255, 1, -5], np.int32)))
+    assert np.isfinite(float(error)) and np.isfinite(toHost(grad)).all()  # nothing read out of bounds
+    for read in (cost.checkTargets, cost.getError, cost.getMetrics, cost.checkTargets):
+        with pytest.raises(LabelError, match=r"CrossEntropy: label -5 is out of range for 3 classes \(labels not "
+                                             r"given through prepareTarget are checked on the device"):
+            read()
+    cost.resetAccumulator()
+    cost(logits, toDevice(np.array([0, 2, 255, 1, 0], np.int32)))
+    assert np.isfinite(cost.getMetrics()["error"])

@@ -43,8 +43,11 @@ def test_hinge_is_zero_once_the_label_wins_by_the_margin_and_counts_accuracy():
 
 
 def test_hinge_rejects_labels_out_of_range_and_bad_shapes():
+    cost = Hinge()
+    # at the call on the CPU; on the GPU, checked on the device, at the next read of the results
     with pytest.raises(LabelError, match=r"Hinge: label 5 is out of range for 5 classes"):
-        Hinge()(toDevice(np.zeros((2, 5), np.float32)), toDevice(np.array([0, 5], np.int32)))
+        cost(toDevice(np.zeros((2, 5), np.float32)), toDevice(np.array([0, 5], np.int32)))
+        cost.getError()
     with pytest.raises(LabelError, match=r"Hinge: label -1 at index 1 is negative"):
         Hinge().prepareTarget(np.array([0, -1]))
     with pytest.raises(ShapeError, match=r"Hinge: expected labels of shape \(2,\), got \(3,\)"):

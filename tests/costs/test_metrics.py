@@ -12,7 +12,7 @@ from macrobatch.costs.metrics.meanabsoluteerror import MeanAbsoluteError
 from macrobatch.costs.metrics.meansquarederror import MeanSquaredError
 from macrobatch.costs.metrics.topkaccuracy import TopKAccuracy
 from macrobatch.costs.mse import MSE
-from macrobatch.engine import setSeed
+from macrobatch.engine import backend, setSeed
 from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.errors import DtypeError, LabelError, ModelFileError, ShapeError
 from macrobatch.handlers.validator import Validator
@@ -172,11 +172,44 @@ def test_classification_input_is_checked(metric):
         metric.update(toDevice(LOGITS), toDevice(LABELS[:, None]))
     with pytest.raises(DtypeError, match=f"{name}: labels must be integers, got float32"):
         metric.update(toDevice(LOGITS), toDevice(LABELS.astype(np.float32)))
-    with pytest.raises(LabelError, match=f"{name}: label 4 at index 2 is out of range for 4 classes"):
-        metric.update(toDevice(LOGITS), toDevice(np.array([0, 1, 4, 2], np.int32)))
-    with pytest.raises(LabelError, match=f"{name}: label -1 at index 0 is out of range"):
-        metric.update(toDevice(LOGITS), toDevice(np.array([-1, 1, 0, 2], np.int32)))
     assert metric.count == 0
+    # a label out of range: at update on the CPU; on the GPU, checked on the device, at the next compute
+    for labels, message in (([0, 1, 4, 2], "label 4 (at index 2 )?is out of range for 4 classes"),
+                            ([-1, 1, 0, 2], "label -1 (at index 0 )?is out of range for 4 classes")):
+        with pytest.raises(LabelError, match=f"{name}: {message}"):
+            metric.update(toDevice(LOGITS), toDevice(np.array(labels, np.int32)))
+            metric.compute()
+        metric.reset()
+
+
+classifiers = {"Accuracy": Accuracy, "TopKAccuracy": lambda: TopKAccuracy(2),
+               "ConfusionMatrix": lambda: ConfusionMatrix(4)}
+BAD_LABELS = np.array([0, 1, 9, 2], np.int32)
+
+
+@pytest.mark.skipif(backend.isCuda, reason="the CPU checks labels at update; the GPU checks them on the device and "
+                                           "refuses them at compute (the next test)")
+@pytest.mark.parametrize("name", classifiers)
+def test_on_the_cpu_a_bad_label_is_refused_before_the_batch_counts(name):
+    metric = classifiers[name]()
+    with pytest.raises(LabelError, match=f"{name}: label 9 at index 2 is out of range for 4 classes"):
+        metric.update(toDevice(LOGITS), toDevice(BAD_LABELS))
+    assert metric.count == 0
+    np.testing.assert_equal(updated(metric), updated(classifiers[name]()))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", classifiers)
+def test_on_the_gpu_a_bad_label_is_clipped_and_compute_refuses_until_reset(name, hostWaits):
+    metric = classifiers[name]()
+    before = hostWaits()
+    metric.update(toDevice(LOGITS), toDevice(BAD_LABELS))  # nothing read out of bounds, no wait
+    assert hostWaits() == before
+    for _ in range(2):
+        with pytest.raises(LabelError, match=f"{name}: label 9 is out of range for 4 classes"):
+            metric.compute()
+    metric.reset()
+    np.testing.assert_equal(updated(metric), updated(classifiers[name]()))
 
 
 def test_class_counts_and_k_are_checked():

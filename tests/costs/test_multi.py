@@ -10,16 +10,16 @@ from macrobatch.engine.gradcheck import numericGrad
 
 
 def outputs(dtype=np.float32, seed=0):
+    """Device predictions and targets for Multi(CrossEntropy(), MSE())."""
     rng = np.random.default_rng(seed)
     logits, labels = rng.standard_normal((4, 3)).astype(dtype), rng.integers(0, 3, 4).astype(np.int32)
     values, targets = rng.standard_normal((4, 2)).astype(dtype), rng.standard_normal((4, 2)).astype(dtype)
-    return [logits, values], [labels, targets]
+    return [toDevice(logits), toDevice(values)], [toDevice(labels), toDevice(targets)]
 
 
 def test_multi_gradients_match_finite_differences_for_every_output():
     pred, target = outputs(np.float64)
     cost = Multi(CrossEntropy(), MSE(dtype=np.float64), weights=[0.7, 2.0])
-    pred = [toDevice(p) for p in pred]
     _, grads = cost(pred, target)
     grads = [toHost(g).copy() for g in grads]
     for i, p in enumerate(pred):
@@ -80,3 +80,16 @@ def test_multi_rejects_bad_weights(kwargs, error, message):
 def test_multi_needs_costs():
     with pytest.raises(TypeError, match="Multi: expected one or more Cost instances"):
         Multi("mse")
+
+
+def test_multi_reports_a_bad_label_of_any_cost_at_its_own_reads():
+    """At the call on the CPU; on the GPU, where CrossEntropy checks labels given straight on the device,
+    at the next checkTargets or getError of the Multi."""
+    pred, target = outputs()
+    target[0] = toDevice(np.array([0, 1, 3, 2], np.int32))
+    cost = Multi(CrossEntropy(), MSE())
+    for read in (cost.checkTargets, cost.getError):
+        with pytest.raises(LabelError, match=r"CrossEntropy: label 3 is out of range for 3 classes"):
+            cost(pred, target)
+            read()
+        cost.resetAccumulator()

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
+from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.modules.linear import Linear
+from macrobatch.modules.sequential import Sequential
 from macrobatch.optimizers.lars import LARS
 
 
@@ -38,7 +40,7 @@ def test_lars_uses_a_trust_ratio_of_one_for_a_zero_weight_or_gradient():
     opt.zeroGradParams()
     mod.vars["W"].grad[...] = 1.0
     opt.update()
-    np.testing.assert_allclose(mod.vars["W"].data, -0.1, rtol=1e-6)
+    np.testing.assert_allclose(toHost(mod.vars["W"].data), -0.1, rtol=1e-6)
 
 
 def test_lars_trust_ratio_is_per_parameter_not_per_buffer(run):
@@ -47,6 +49,26 @@ def test_lars_trust_ratio_is_per_parameter_not_per_buffer(run):
         # one step of plain LARS moves each array by exactly trustCoef * ||w||
         np.testing.assert_allclose(np.linalg.norm(final[name] - init[name]), 1e-3 * np.linalg.norm(init[name]),
                                    rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("useGlobalState", [True, False])
+def test_lars_norms_of_parameters_longer_than_a_chunk_follow_the_paper(useGlobalState):
+    """The GPU sums squares in chunks of 32768 elements: a 300 x 250 weight spans three of them."""
+    mod = Sequential(Linear(300, 250), Linear(250, 3))
+    rng = np.random.default_rng(5)
+    init = {name: rng.standard_normal(var.shape).astype(np.float32) for name, var in mod.getVariables().items()}
+    grads = [{name: rng.standard_normal(w.shape).astype(np.float32) for name, w in init.items()} for _ in range(3)]
+    for name, var in mod.getVariables().items():
+        var.data[...] = toDevice(init[name])
+    opt = LARS(0.5, 0.9, 5e-4, 1e-3).setupOn(mod, useGlobalState)
+    for step in grads:
+        opt.zeroGradParams()
+        for name, var in mod.getVariables().items():
+            var.grad += toDevice(step[name])
+        opt.update()
+    expected = paperLars(init, grads, 0.5, 0.9, 5e-4, 1e-3)
+    for name, var in mod.getVariables().items():
+        np.testing.assert_allclose(toHost(var.data), expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_lars_global_and_per_variable_state_give_identical_weights(modesAgree):
