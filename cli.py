@@ -118,7 +118,8 @@ def trainOn(args, comm):
     lead = comm is None or comm.rank == 0
     say = print if lead else lambda *args: None
     setSeed(args.seed)
-    checkOutputs(args)
+    if lead:  # the only writer; two processes checking one new folder would remove it under each other
+        checkOutputs(args)
     path = Path(args.data) if args.data else digitsH5()
     with serialize.openH5(path) as f:
         data, labels = serialize.getDataset(f, "data"), serialize.getDataset(f, "labels")
