@@ -43,10 +43,15 @@ class Cost:
         """Returns the batch's mean error (a 0-d device array) and accumulates it; no gradient."""
         self.checkShapes(pred, target)
         error = self.calcError(pred, target)
-        self.accumErr += error * pred.shape[0]
+        self.accumErr += error * self.errorWeight(pred, target)
         self.accumCount += pred.shape[0]
         self.accumulateMetrics(pred, target)
         return error
+
+    def errorWeight(self, pred, target):
+        """What the batch's error counts for in the accumulated error: its sample count here, which
+        getError divides by; a cost that weighs batches otherwise overrides both."""
+        return pred.shape[0]
 
     def checkShapes(self, pred, target):
         """Default for costs whose target is like the prediction: same shape and same dtype (a float

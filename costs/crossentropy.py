@@ -1,7 +1,7 @@
 """CrossEntropy: softmax cross-entropy of logits against integer class labels, with accuracy."""
 import numpy
 
-from ..engine.backend import isCuda, isDeviceArray, toDevice, xp
+from ..engine.backend import isCuda, isDeviceArray, toDevice, toHost, xp
 from ..engine.errors import DtypeError, LabelError, ShapeError
 from ..engine.kernels import ElementwiseKernel, ReductionKernel
 from .cost import Cost
@@ -13,6 +13,11 @@ class CrossEntropy(Cost):
     (batch,) or (batch, time), int32 after prepareTarget. A sequence is scored as batch * time rows,
     as torch's cross_entropy on the (batch, classes, time) permutation of pred.
 
+    classAxis: where pred holds the classes: -1 (default, the layouts above) or 1, torch's layout:
+    pred (batch, classes, d1, d2, ...) with labels (batch, d1, d2, ...), one row per position (a
+    segmentation map, say). The two differ only for pred of 3 dims or more, so it is an argument:
+    the label shape alone cannot tell (batch, time, classes) from (batch, classes, d1) when they agree.
+
     error = the mean over rows of -log softmax(pred)[label], computed with the row maximum
     subtracted so that huge logits neither overflow nor lose the answer;
     grad = (softmax(pred) - onehot(label)) / rows, without ever building the one-hot array.
@@ -20,8 +25,19 @@ class CrossEntropy(Cost):
     weights: one weight per class (finite, >= 0) or None; ignoreIndex: a label (torch's -100, say)
     whose rows count for nothing, or None. With either, as torch's cross_entropy(weight=,
     ignore_index=), row n counts with w[label_n] (0 when ignored) and the mean divides by the sum
-    of those weights (a batch whose rows are all ignored has error NaN, as in torch); the gradient
-    rows scale alike. Error accumulation still weighs batches by their sample counts.
+    of those weights; the gradient rows scale alike.
+
+    labelSmoothing: eps in [0, 1], torch's label_smoothing: the target is (1 - eps) onehot(label) +
+    eps / classes everywhere. With weights and ignoreIndex combined as torch does: row n adds
+    (1 - eps) w[label_n] (-log p[label_n]) + eps / classes * sum_c w[c] (-log p[c]) unless ignored, and the
+    sum divides by the sum of w[label_n] over the rows not ignored.
+
+    A batch whose rows weigh nothing in total (all labels ignored, say) has error 0 and gradient 0: it
+    contributes nothing and training goes on. torch's gradient is 0 there too, but its loss is NaN
+    (0 / 0), which would stop a Trainer that refuses NaN losses. The accumulated error weighs each
+    batch's error by its judged (non-ignored) rows, so getError is the mean over every judged row since
+    the last reset (over samples times steps for sequences, positions for classAxis=1), and an
+    all-ignored batch leaves it unchanged.
 
     getMetrics also reports accuracy: the fraction of non-ignored rows whose argmax is the label
     (both counts kept on the device). No batch waits for the device: ignored rows are masked with
@@ -39,22 +55,33 @@ class CrossEntropy(Cost):
 
     sumExpKernel = ReductionKernel("T x, T rowMax", "T sumExp", "exp(x - rowMax)", "a + b", "sumExp = a", "0",
                                    "macrobatch_ce_sumexp")
+    # sum over the classes of w[c] (x[c] - rowMax): the label-smoothing term without -log p's row constant
+    smoothSumKernel = ReductionKernel("T x, T rowMax, T w", "T smoothSum", "(x - rowMax) * w", "a + b",
+                                      "smoothSum = a", "0", "macrobatch_ce_smoothsum")
+    # row n: p * probScale - rowScale at the label - smoothScale * w[class] (see rowGrad)
     gradKernel = ElementwiseKernel(
-        "T x, T rowMax, T sumExp, L label, int32 classes, T rowScale", "T grad",
-        "grad = (exp(x - rowMax) / sumExp - (i % classes == label ? 1 : 0)) * rowScale",
+        "T x, T rowMax, T sumExp, L label, int32 classes, T rowScale, T probScale, T smoothScale, T w", "T grad",
+        "grad = exp(x - rowMax) / sumExp * probScale - (i % classes == label ? rowScale : (T)0) - smoothScale * w",
         "macrobatch_ce_grad")
 
-    def __init__(self, weights=None, ignoreIndex=None):
+    def __init__(self, weights=None, ignoreIndex=None, labelSmoothing=0.0, classAxis=-1):
         super().__init__()
         self.weights = None if weights is None else self.checkWeights(weights)
         if ignoreIndex is not None and not isinstance(ignoreIndex, (int, numpy.integer)):
             raise DtypeError(f"{type(self).__name__}: ignoreIndex must be an integer or None, got {ignoreIndex!r}")
+        if not (isinstance(labelSmoothing, (int, float, numpy.floating)) and 0 <= labelSmoothing <= 1):
+            raise ValueError(f"{type(self).__name__}: labelSmoothing must be a number in [0, 1], got {labelSmoothing!r}")
+        if classAxis not in (1, -1) or isinstance(classAxis, bool):
+            raise ValueError(f"{type(self).__name__}: classAxis must be -1 (classes last) or 1 (torch's "
+                             f"(batch, classes, d1, ...)), got {classAxis!r}")
+        self.labelSmoothing, self.classAxis = float(labelSmoothing), classAxis
         self.ignoreIndex = None if ignoreIndex is None else int(ignoreIndex)
         self.weighted = weights is not None or ignoreIndex is not None
         self.deviceWeights = {}
         self.maxLabel = None
         self.labelRange = LabelRange(type(self).__name__)
         self.rowMax = self.sumExp = self.exps = self.flatLabels = self.labels = self.rowScale = None
+        self.smoothScale = self.judged = None
 
     def checkWeights(self, weights):
         weights = numpy.array(weights, dtype=numpy.float64)
@@ -76,16 +103,23 @@ class CrossEntropy(Cost):
     def checkTargets(self):
         self.labelRange.check()
 
+    def labelShape(self, shape):
+        """The label shape that goes with predictions of this shape: shape without its class axis."""
+        return shape[:-1] if self.classAxis == -1 else shape[:1] + shape[2:]
+
     def checkShapes(self, pred, target):
-        if pred.ndim not in (2, 3):
+        if self.classAxis == -1 and pred.ndim not in (2, 3):
             raise ShapeError(f"{type(self).__name__}: expected predictions of shape (batch, classes) or "
                              f"(batch, time, classes), got {tuple(pred.shape)}")
-        if target.shape != pred.shape[:-1]:
-            raise ShapeError(f"{type(self).__name__}: expected labels of shape {tuple(pred.shape[:-1])}, "
+        if pred.ndim < 2:
+            raise ShapeError(f"{type(self).__name__}: expected predictions of shape (batch, classes, d1, ...), "
+                             f"got {tuple(pred.shape)}")
+        if target.shape != self.labelShape(pred.shape):
+            raise ShapeError(f"{type(self).__name__}: expected labels of shape {tuple(self.labelShape(pred.shape))}, "
                              f"got {tuple(target.shape)}")
-        if self.weights is not None and self.weights.size != pred.shape[-1]:
+        if self.weights is not None and self.weights.size != pred.shape[self.classAxis]:
             raise ShapeError(f"{type(self).__name__}: {self.weights.size} class weights for "
-                             f"{pred.shape[-1]} classes")
+                             f"{pred.shape[self.classAxis]} classes")
 
     def ignored(self, target):
         """Boolean array of the labels equal to ignoreIndex, or None without one."""
@@ -97,9 +131,9 @@ class CrossEntropy(Cost):
         first one and its index."""
         mod = xp if isDeviceArray(target) else numpy
         target = mod.asarray(target)
-        if target.ndim not in (1, 2):
-            raise ShapeError(f"{type(self).__name__}: expected labels of shape (samples,) or (samples, time), "
-                             f"got {tuple(target.shape)}")
+        if target.ndim not in (1, 2) if self.classAxis == -1 else target.ndim < 1:
+            layouts = "(samples,) or (samples, time)" if self.classAxis == -1 else "(samples, d1, ...)"
+            raise ShapeError(f"{type(self).__name__}: expected labels of shape {layouts}, got {tuple(target.shape)}")
         if target.dtype.kind == "f":
             self.rejectTargets(target, ~mod.isfinite(target) | (target != mod.floor(target)),
                                "label {value} at index {index} is not an integer")
@@ -139,32 +173,69 @@ class CrossEntropy(Cost):
         return kept
 
     def rows(self, pred, target):
-        """pred as (rows, classes) and target as (rows,): sequences flattened, views of the batch."""
+        """pred as (rows, classes) and target as (rows,): sequences flattened (views of the batch); with
+        classAxis=1 the classes moved last first (a copy beyond 2 dims)."""
+        if self.classAxis == 1 and pred.ndim > 2:
+            pred = xp.moveaxis(pred, 1, -1)
         return pred.reshape(-1, pred.shape[-1]), target.reshape(-1)
+
+    def fromRows(self, grad, pred):
+        """A (rows, classes) gradient in pred's layout: rows undone."""
+        if self.classAxis == 1 and pred.ndim > 2:
+            return xp.ascontiguousarray(xp.moveaxis(grad.reshape(self.labelShape(pred.shape) + pred.shape[1:2]), -1, 1))
+        return grad.reshape(pred.shape)
+
+    def classWeights(self, dtype):
+        """The class weights as a device array of dtype (cached), or None without weights."""
+        if self.weights is None:
+            return None
+        return self.deviceWeights.setdefault(dtype, toDevice(self.weights, dtype))
+
+    def weightTotal(self, classes):
+        """The sum of the class weights (a host float; classes without weights)."""
+        return classes if self.weights is None else float(self.weights.sum())
 
     def calcError(self, pred, target):
         scores, labels = self.rows(pred, target)
         ignored = self.ignored(labels)
         self.labels = self.checkLabels(labels, ignored, scores.shape[1])
-        self.rowScale = self.rowScales(scores, self.labels, ignored)
-        losses = self.rowLosses(scores, self.labels)
-        return xp.asarray(losses @ self.rowScale if self.weighted else losses.mean())
+        self.judged = labels.size if ignored is None else (~ignored).sum()
+        self.rowScale, self.smoothScale = self.rowScales(scores, self.labels, ignored)
+        error = self.scaledSum(self.rowLosses(scores, self.labels), self.rowScale)
+        if self.labelSmoothing:
+            error = error + self.scaledSum(self.smoothLosses(scores), self.smoothScale)
+        return xp.asarray(error)
+
+    @staticmethod
+    def scaledSum(values, scale):
+        """sum_n values[n] * scale[n], scale a vector or one host float for every row."""
+        return values @ scale if isinstance(scale, xp.ndarray) else values.sum() * scale
 
     def rowScales(self, scores, labels, ignored):
-        """A host float 1 / rows without weights or ignoreIndex, else a device vector of w[label] / sum of
-        them (0 for ignored rows); labels: safe to index with."""
+        """(rowScale, smoothScale): what each row's -log p[label] and its label-smoothing term count for.
+        Host floats (1 - eps) / rows and eps / (classes rows) without weights or ignoreIndex, else device
+        vectors: (1 - eps) w[label] and eps / classes (0 for ignored rows), over the sum of w[label] (0
+        when that sum is 0: the batch counts for nothing); labels: safe to index with."""
+        rows, classes = scores.shape
+        eps = self.labelSmoothing
         if not self.weighted:
-            return 1.0 / labels.size
-        if self.weights is None:
-            rowWeight = xp.ones(labels.size, dtype=scores.dtype)
-        else:
-            weights = self.deviceWeights.setdefault(scores.dtype, toDevice(self.weights, scores.dtype))
-            rowWeight = weights[labels]
-        if ignored is not None:
-            rowWeight = xp.where(ignored, 0, rowWeight)
-        # an all-ignored batch divides 0 by 0: NaN, as torch gives
-        with numpy.errstate(invalid="ignore"):
-            return rowWeight / rowWeight.sum()
+            return (1 - eps) / rows, eps / (classes * rows)
+        kept = xp.ones(rows, dtype=scores.dtype) if ignored is None else (~ignored).astype(scores.dtype)
+        rowWeight = kept if self.weights is None else self.classWeights(scores.dtype)[labels] * kept
+        total = rowWeight.sum()
+        inverse = (total > 0) / xp.where(total > 0, total, 1)  # 1 / total, or 0 for a batch weighing nothing
+        return rowWeight * (inverse * (1 - eps)), kept * (inverse * (eps / classes))
+
+    def getError(self):
+        """Mean error over the judged rows since the last reset (see the class docstring; a host float,
+        synchronises). Raises first what checkTargets raises."""
+        self.checkTargets()
+        error, judged = toHost(xp.stack([self.accumErr, self.accumJudged.astype(xp.float64)]))
+        return float(error) / float(judged) if judged else float("nan")
+
+    def errorWeight(self, pred, target):
+        """The batch's judged rows (a host int, or a device count with ignoreIndex)."""
+        return self.judged
 
     def rowLosses(self, scores, labels):
         """-log softmax(scores)[label] of every row; keeps what calcGrad needs."""
@@ -181,28 +252,53 @@ class CrossEntropy(Cost):
         picked = scores.reshape(-1)[self.flatLabels]
         return xp.log(self.sumExp[:, 0]) - (picked - self.rowMax[:, 0])
 
+    def smoothLosses(self, scores):
+        """sum_c w[c] (-log p[c]) of every row (w = 1 without weights), after rowLosses:
+        W log(sumExp) - sum_c w[c] (x[c] - rowMax), W the sum of w, both terms >= 0 so nothing cancels."""
+        weights, total = self.classWeights(scores.dtype), self.weightTotal(scores.shape[1])
+        if isCuda:
+            shifted = self.smoothSumKernel(scores, self.rowMax, scores.dtype.type(1) if weights is None else weights,
+                                           axis=1)
+        else:
+            shifted = xp.subtract(scores, self.rowMax)
+            shifted = shifted.sum(axis=1) if weights is None else shifted @ weights
+        return total * xp.log(self.sumExp[:, 0]) - shifted
+
     def calcGrad(self, pred, target):
         """The gradient for the batch calcError just scored (with the labels it checked)."""
         scores, _ = self.rows(pred, target)
         scale = self.rowScale[:, None] if self.weighted else self.rowScale
-        return self.rowGrad(scores, self.labels, scale).reshape(pred.shape)
+        return self.fromRows(self.rowGrad(scores, self.labels, scale), pred)
 
     def rowGrad(self, scores, labels, scale):
-        """The gradient of the rows' losses, row n scaled by scale (a float or an (n, 1) array)."""
+        """The gradient of the rows' losses, row n scaled by scale (a float or an (n, 1) array):
+        p * (scale + smooth W) - scale at the label - smooth w[class], smooth the row's smoothScale
+        (eps / classes over the weight sum) and W the sum of the class weights w (w = 1 without)."""
         rows, classes = scores.shape
+        smooth, weights = self.smoothScale, self.classWeights(scores.dtype)
+        if not self.labelSmoothing:
+            smooth, weights, probScale = 0.0, 0.0, scale
+        else:
+            smooth = smooth[:, None] if self.weighted else smooth
+            probScale = scale + smooth * self.weightTotal(classes)
+            weights = 1.0 if weights is None else weights
         if isCuda:
             # an ignored row's label never matters: its scale is 0
+            cast = scores.dtype.type
             return self.gradKernel(scores, self.rowMax, self.sumExp, labels[:, None], classes,
-                                   scale if self.weighted else scores.dtype.type(scale))
+                                   *(v if isinstance(v, xp.ndarray) else cast(v)
+                                     for v in (scale, probScale, smooth, weights)))
         grad, self.exps = self.exps, None
-        xp.divide(scale, self.sumExp, out=self.sumExp)
+        xp.divide(probScale, self.sumExp, out=self.sumExp)
         grad *= self.sumExp
         grad.reshape(-1)[self.flatLabels] -= scale if not self.weighted else scale[:, 0]
+        if self.labelSmoothing:
+            grad -= smooth * weights
         return grad
 
     def countCorrect(self, pred, target):
         """Right predictions and judged rows: device counts (judged a host int without ignoreIndex)."""
-        right = pred.argmax(axis=-1) == target
+        right = pred.argmax(axis=self.classAxis) == target
         ignored = self.ignored(target)
         if ignored is None:
             return right.sum(), target.size

@@ -161,13 +161,14 @@ def _cudaGeometry(spatial, outsize, size, stride, pad, dilation):
             for v in (unit,) * fill + tuple(values)]
 
 
-def im2col(data, size, stride, pad, dilation=None, out=None):
+def im2col(data, size, stride, pad, dilation=None, out=None, outsize=None):
     """The (C*K, N*O) column matrix of data (N, C, *S), rows ordered (c, *k) like a flattened
     (outmaps, C, *size) weight, columns ordered (n, *o). Written into out when its shape and dtype fit
-    (a buffer kept between calls), else into a new array."""
+    (a buffer kept between calls), else into a new array. outsize: the first window positions only, fewer
+    than the input allows (a transposed convolution's outPad can add a position its input never had)."""
     n, c, spatial, nd = data.shape[0], data.shape[1], data.shape[2:], len(size)
     dilation = dilation or (1,) * nd
-    outsize = outSize(spatial, size, stride, pad, dilation)
+    outsize = outsize or outSize(spatial, size, stride, pad, dilation)
     out = buffer(out, (c * numpy.prod(size, dtype=int), n * numpy.prod(outsize, dtype=int)), data.dtype)
     if isCuda:
         _im2colKernel(xp.ascontiguousarray(data), n, c, *_cudaGeometry(spatial, outsize, size, stride, pad, dilation),
@@ -175,19 +176,19 @@ def im2col(data, size, stride, pad, dilation=None, out=None):
         return out
     axes = tuple(range(2, 2 + nd))
     windows = sliding_window_view(padImage(data, pad), extent(size, dilation), axis=axes)
-    windows = windows[(Ellipsis,) + tuple(slice(None, None, s) for s in stride) + tuple(slice(None, None, d)
-                                                                                        for d in dilation)]
+    windows = windows[(Ellipsis,) + tuple(slice(None, s * o, s) for s, o in zip(stride, outsize))
+                      + tuple(slice(None, None, d) for d in dilation)]
     order = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + axes
     xp.copyto(out.reshape((c,) + tuple(size) + (n,) + outsize), windows.transpose(order))
     return out
 
 
-def col2im(cols, shape, size, stride, pad, dilation=None):
+def col2im(cols, shape, size, stride, pad, dilation=None, outsize=None):
     """Sum the column matrix cols (C*K, N*O) back onto a new (N, C, *S) image of the given shape: every
-    element gets the sum of the entries that im2col copied it to (the adjoint of im2col)."""
+    element gets the sum of the entries that im2col copied it to (the adjoint of im2col, outsize as there)."""
     n, c, spatial, nd = shape[0], shape[1], tuple(shape[2:]), len(size)
     dilation = dilation or (1,) * nd
-    outsize = outSize(spatial, size, stride, pad, dilation)
+    outsize = outsize or outSize(spatial, size, stride, pad, dilation)
     if isCuda:
         out = xp.empty(shape, dtype=cols.dtype)
         _col2imKernel(xp.ascontiguousarray(cols), n, c, *_cudaGeometry(spatial, outsize, size, stride, pad, dilation),

@@ -21,7 +21,9 @@ class ConvND(Module):
     W has shape weightShape() ((outmaps, inmaps/groups, *size) here) and b (outmaps,), as in PyTorch.
     The input is lowered to a (inmaps*K, batch*O) column matrix (K = prod(size)) so that forward, weight
     gradient and input gradient are one GEMM each (one batched GEMM over the groups). The column matrix
-    and the GEMM buffers are kept and reused between calls of the same shape. initscheme: 'he'
+    and the GEMM buffers are kept and reused between calls of the same shape. A backward pass after an
+    eval-mode forward (saliency maps, input gradients of a frozen net) works too: the weight gradient
+    lowers the input again when eval mode kept only a chunk of it. initscheme: 'he'
     (default), 'xavier' or 'uniform' (see engine.init), with PyTorch's fans: fanIn = W.shape[1]*K,
     fanOut = W.shape[0]*K; useBias=False drops b.
     """
@@ -45,6 +47,7 @@ class ConvND(Module):
         if useBias:
             self.vars["b"] = Variable(xp.zeros((outmaps,), dtype=defaultDtype))
         self.cols = None      # column matrix of the last input: the weight gradient needs it
+        self.colsWhole = False  # whether cols is the whole last input's, not an eval chunk's
         self.colGrad = None   # gradient of the column matrix, before col2im
         self.rows = None      # (outmaps, batch*O): the GEMM output, then the gradient in that layout
         self.gradFrom = None  # the gradient array the lowered gradient was made from in this backward pass
@@ -127,8 +130,8 @@ class ConvND(Module):
         outsize = self.outputSize(data.shape[2:])
         out = xp.empty((n, self.outmaps) + outsize, dtype=data.dtype)
         W = self.groupedWeight()
-        # Train mode lowers the whole batch at once: backward needs its column matrix. Eval mode keeps
-        # nothing, so on NumPy it lowers a few samples at a time and the column matrix stays in cache.
+        # Train mode lowers the whole batch at once: backward needs its column matrix. Eval mode rarely
+        # needs one, so on NumPy it lowers a few samples at a time and the column matrix stays in cache.
         colBytes = self.inmaps * math.prod(self.size) * math.prod(outsize) * data.dtype.itemsize
         step = n if self.train or isCuda else max(1, self.evalChunkBytes // colBytes)
         for start in range(0, n, step):
@@ -137,6 +140,7 @@ class ConvND(Module):
             self.rows = self.groupMatmul(W, self.grouped(self.cols),
                                          buffer(self.rows, (self.outmaps, self.cols.shape[1]), data.dtype))
             self.fromRows(self.rows, out[start:start + step], self.bias())
+        self.colsWhole = step >= n
         self.gradFrom = None  # the rows buffer now holds the output, no longer a lowered gradient
         return out
 
@@ -145,14 +149,23 @@ class ConvND(Module):
         self.rows = self.toRows(grad, self.rows)
         return self.rows
 
+    def inputCols(self):
+        """The column matrix of the whole last input: the one forward kept, or lowered again after a
+        chunked eval-mode forward, which kept only its last chunk's."""
+        if not self.colsWhole:
+            self.cols = im2col(self.inData, *self.geometry(), out=self.cols)
+            self.colsWhole = True
+        return self.cols
+
     def updateGrad(self, grad):
         W = self.groupedWeight().swapaxes(-1, -2)
-        self.colGrad = self.groupMatmul(W, self.grouped(self.lowerGrad(grad)),
-                                        buffer(self.colGrad, self.cols.shape, grad.dtype))
+        rows = self.lowerGrad(grad)
+        shape = (W.shape[-2] * self.groups, rows.shape[1])
+        self.colGrad = self.groupMatmul(W, self.grouped(rows), buffer(self.colGrad, shape, grad.dtype))
         return col2im(self.colGrad, self.inData.shape, *self.geometry())
 
     def accGradParams(self, grad):
         rows = self.lowerGrad(grad)
-        self.accumulateWeightGrad(self.grouped(rows), self.grouped(self.cols).swapaxes(-1, -2))
+        self.accumulateWeightGrad(self.grouped(rows), self.grouped(self.inputCols()).swapaxes(-1, -2))
         if "b" in self.vars:
             self.vars["b"].accumulateSum(rows, axis=1)

@@ -10,8 +10,9 @@ class DeconvND(ConvND):
     """Transposed convolution of (batch, inmaps, *S) inputs to (batch, outmaps, *O) outputs, with
     O = (S-1)*stride - 2*pad + dilation*(size-1) + 1 + outPad, like PyTorch's ConvTranspose.
 
-    Arguments as ConvND, plus outPad (an int or one per spatial dim, each smaller than its stride): extra
-    output elements on the far side, to reach every size a strided convolution maps back to the same S.
+    Arguments as ConvND, plus outPad (an int or one per spatial dim, each smaller than its stride or its
+    dilation, whichever is larger, as torch's output_padding): extra output elements on the far side, to
+    reach every size a strided convolution maps back to the same S.
     W has shape (inmaps, outmaps/groups, *size) and b (outmaps,). The forward pass is the input gradient
     of a convolution from O to S: one GEMM W^T @ x to a column matrix, then col2im onto the output. The
     backward pass lowers the gradient with im2col once; the input gradient and the weight gradient are
@@ -23,8 +24,9 @@ class DeconvND(ConvND):
         super().__init__(inmaps, outmaps, size, stride, pad, dilation, groups, useBias, initscheme, name)
         self.registerBlueprint(locals())
         self.outPad = ntuple(outPad, "outPad", 0, self.nd)
-        if any(op >= s for op, s in zip(self.outPad, self.stride)):
-            raise ValueError(f"{self.describe()}: outPad must be smaller than stride {self.stride}, got {self.outPad}")
+        if any(op >= max(s, d) for op, s, d in zip(self.outPad, self.stride, self.dilation)):
+            raise ValueError(f"{self.describe()}: outPad must be smaller than stride {self.stride} or dilation "
+                             f"{self.dilation} (the larger of the two, per axis), got {self.outPad}")
         self.inRows = None  # the last input as an (inmaps, batch*S) matrix: the weight gradient needs it
 
     def weightShape(self):
@@ -47,14 +49,15 @@ class DeconvND(ConvND):
         self.cols = self.groupMatmul(W, self.grouped(self.inRows),
                                      buffer(self.cols, (W.shape[-2] * self.groups, self.inRows.shape[1]), data.dtype))
         self.gradFrom = None  # the cols buffer now holds the forward product, no longer a lowered gradient
-        out = col2im(self.cols, (data.shape[0], self.outmaps) + self.outputSize(data.shape[2:]), *self.geometry())
+        out = col2im(self.cols, (data.shape[0], self.outmaps) + self.outputSize(data.shape[2:]), *self.geometry(),
+                     outsize=data.shape[2:])
         if "b" in self.vars:
             out += self.vars["b"].data.reshape((1, -1) + (1,) * self.nd)
         return out
 
     def lowerGradOnce(self, grad):
         """grad (batch, outmaps, *O) lowered to its (outmaps*K, batch*S) column matrix."""
-        self.cols = im2col(grad, *self.geometry(), out=self.cols)
+        self.cols = im2col(grad, *self.geometry(), out=self.cols, outsize=self.inData.shape[2:])
         return self.cols
 
     def updateGrad(self, grad):

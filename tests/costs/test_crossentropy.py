@@ -159,13 +159,14 @@ def test_sequence_labels_must_match_the_predictions_batch_and_time():
         CrossEntropy()(toDevice(np.zeros((2, 3, 4), np.float32)), toDevice(np.zeros(2, np.int32)))
 
 
-def weightedTorchReference(logits, labels, weights=None, ignoreIndex=-100):
-    """torch's cross_entropy, on the (batch, classes, time) permutation of a sequence."""
+def weightedTorchReference(logits, labels, weights=None, ignoreIndex=-100, labelSmoothing=0.0, classAxis=-1):
+    """torch's cross_entropy, on the (batch, classes, time) permutation of a sequence (classAxis=-1)."""
     torch = pytest.importorskip("torch")
     tx = torch.from_numpy(logits).requires_grad_()
-    x = tx.permute(0, 2, 1) if logits.ndim == 3 else tx
+    x = tx.permute(0, 2, 1) if logits.ndim == 3 and classAxis == -1 else tx
     loss = torch.nn.functional.cross_entropy(x, torch.from_numpy(labels).long(), ignore_index=ignoreIndex,
-                                             weight=None if weights is None else torch.from_numpy(weights))
+                                             weight=None if weights is None else torch.from_numpy(weights),
+                                             label_smoothing=labelSmoothing)
     loss.backward()
     return loss.item(), tx.grad.numpy()
 
@@ -206,10 +207,135 @@ def test_weighted_ignoring_and_sequence_match_torch_value_and_gradient(variant, 
     np.testing.assert_allclose(toHost(grad), refGrad, rtol=1e-5, atol=1e-7)
 
 
-def test_a_batch_of_ignored_labels_has_error_nan_as_in_torch():
-    logits, labels = np.zeros((2, 3), np.float32), np.array([-100, -100], np.int32)
-    error, _ = CrossEntropy(ignoreIndex=-100)(toDevice(logits), toDevice(labels))
-    assert np.isnan(float(error)) and np.isnan(weightedTorchReference(logits, labels)[0])
+@pytest.mark.parametrize("kwargs", [{"ignoreIndex": -100}, {"ignoreIndex": -100, "labelSmoothing": 0.2},
+                                    {"weights": [0.0, 0.0, 1.0]}, {"weights": [0.0, 0.0, 1.0], "labelSmoothing": 0.2}],
+                         ids=["ignored", "ignoredSmoothed", "zeroWeights", "zeroWeightsSmoothed"])
+def test_a_batch_that_weighs_nothing_has_error_and_gradient_zero(kwargs):
+    """torch's loss is NaN there (0 / 0), its gradient 0 for all-ignored rows (NaN with zero weights or
+    smoothing); ours are both 0, so training goes on past a NaN check."""
+    logits = np.random.default_rng(0).standard_normal((3, 3)).astype(np.float32)
+    labels = np.array([-100, -100, -100] if "ignoreIndex" in kwargs else [0, 1, 0], np.int32)
+    error, grad = CrossEntropy(**kwargs)(toDevice(logits), toDevice(labels))
+    weights = kwargs.get("weights")
+    refError, refGrad = weightedTorchReference(logits, labels, None if weights is None else np.float32(weights),
+                                               labelSmoothing=kwargs.get("labelSmoothing", 0.0))
+    assert np.isnan(refError) and float(error) == 0.0
+    np.testing.assert_array_equal(toHost(grad), np.zeros_like(logits))
+    if kwargs == {"ignoreIndex": -100}:
+        np.testing.assert_array_equal(refGrad, np.zeros_like(logits))
+
+
+def test_accumulated_error_weighs_batches_by_judged_rows_and_skips_an_all_ignored_one():
+    """The epoch's error is torch's loss over all its batches at once; an all-ignored batch leaves it alone."""
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((10, 4)).astype(np.float32)
+    labels = np.array([0, -100, 2, 3, -100, -100, -100, 1, -100, 2], np.int32)
+    cost = CrossEntropy(ignoreIndex=-100)
+    for start, stop in ((0, 4), (4, 7), (7, 10)):  # 3, 0 and 2 judged rows
+        cost(toDevice(logits[start:stop]), toDevice(labels[start:stop]))
+    assert cost.getError() == pytest.approx(weightedTorchReference(logits, labels)[0], rel=1e-6)
+    assert cost.getMetrics()["accuracy"] == pytest.approx(float(np.mean(
+        (logits.argmax(1) == labels)[labels != -100])))
+
+
+def test_the_default_trainer_trains_on_through_a_batch_of_ignored_labels():
+    from macrobatch.handlers.trainer import Trainer
+    from macrobatch.modules.linear import Linear
+    from macrobatch.optimizers.sgd import SGD
+    rng = np.random.default_rng(4)
+    data = rng.standard_normal((12, 5)).astype(np.float32)
+    labels = rng.integers(0, 3, 12).astype(np.int32)
+    labels[4:8] = -100  # the second batch of four is all ignored
+    net = Linear(5, 3)
+    optimizer = SGD(0.1)
+    optimizer.setupOn(net)
+    cost = CrossEntropy(ignoreIndex=-100)
+    trainer = Trainer(net, cost, optimizer, batchsize=4)
+    trainer.trainFromHost(data, labels, macroBatchSize=12, random=False)
+    judged = labels != -100
+    assert np.isfinite(toHost(net.vars["W"].data)).all() and np.isfinite(cost.getError())
+    assert int(toHost(cost.accumJudged)) == judged.sum() and cost.accumCount == 12
+
+
+def mapsAndLabels(shape, dtype=np.float32, ignoreIndex=None, seed=2):
+    """Scores in torch's (batch, classes, d1, ...) layout and labels (batch, d1, ...), every third ignored."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, shape[1], shape[:1] + shape[2:]).astype(np.int32)
+    if ignoreIndex is not None:
+        labels.reshape(-1)[::3] = ignoreIndex
+    return rng.standard_normal(shape).astype(dtype), labels
+
+
+# layout -> (classAxis, pred shape): classes last (matrix, sequence) or second (torch's, segmentation)
+layouts = {"matrix": (-1, (8, 5)), "sequence": (-1, (3, 4, 5)), "classes1-matrix": (1, (8, 5)),
+           "classes1-length": (1, (3, 5, 4)), "classes1-map": (1, (2, 5, 3, 4)), "classes1-volume": (1, (2, 5, 2, 3, 2))}
+
+
+def layoutData(layout, kwargs, dtype=np.float32):
+    classAxis, shape = layouts[layout]
+    make = sequenceAndLabels if classAxis == -1 else mapsAndLabels
+    return (*make(shape, dtype, kwargs.get("ignoreIndex")), classAxis)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3], ids=["exact", "smoothed"])
+@pytest.mark.parametrize("layout", layouts)
+@pytest.mark.parametrize("variant", variants)
+def test_every_layout_with_weights_ignoring_and_smoothing_matches_torch(variant, layout, smoothing):
+    kwargs = variants[variant]
+    logits, labels, classAxis = layoutData(layout, kwargs)
+    weights = kwargs.get("weights")
+    weights = None if weights is None else weights.astype(np.float32)
+    cost = CrossEntropy(**{**kwargs, "weights": weights}, labelSmoothing=smoothing, classAxis=classAxis)
+    error, grad = cost(toDevice(logits), cost.prepareTarget(toDevice(labels)))
+    refError, refGrad = weightedTorchReference(logits, labels, weights, kwargs.get("ignoreIndex", -100), smoothing,
+                                               classAxis)
+    assert error.shape == () and grad.dtype == np.float32 and grad.shape == logits.shape
+    np.testing.assert_allclose(float(error), refError, rtol=1e-5)
+    np.testing.assert_allclose(toHost(grad), refGrad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("layout", ["sequence", "classes1-map"])
+@pytest.mark.parametrize("variant", variants)
+def test_smoothed_and_class_axis_gradients_match_finite_differences(variant, layout):
+    kwargs = variants[variant]
+    logits, labels, classAxis = layoutData(layout, kwargs, np.float64)
+    checkCostGrad(CrossEntropy(**kwargs, labelSmoothing=0.25, classAxis=classAxis), logits, toDevice(labels))
+
+
+def test_smoothing_stays_finite_and_matches_torch_on_huge_logits():
+    logits = np.array([[1e4, 0, -1e4], [-1e4, 1e4, 1e4], [1e4, -1e4, 0]], np.float32)
+    labels = np.array([0, 2, 1], np.int32)
+    error, grad = CrossEntropy(labelSmoothing=0.1)(toDevice(logits), toDevice(labels))
+    refError, refGrad = weightedTorchReference(logits, labels, labelSmoothing=0.1)
+    np.testing.assert_allclose(float(error), refError, rtol=1e-6)
+    np.testing.assert_allclose(toHost(grad), refGrad, atol=1e-7)
+
+
+def test_class_axis_one_counts_accuracy_per_position_leaving_out_ignored_ones():
+    logits, labels = mapsAndLabels((2, 3, 2, 2), ignoreIndex=-1)
+    cost = CrossEntropy(ignoreIndex=-1, classAxis=1)
+    cost(toDevice(logits), cost.prepareTarget(toDevice(labels)))
+    judged = labels != -1
+    assert cost.getMetrics()["accuracy"] == pytest.approx(float(np.mean((logits.argmax(1) == labels)[judged])))
+    assert int(toHost(cost.accumJudged)) == judged.sum()
+
+
+def test_class_axis_one_takes_labels_without_the_class_axis_and_names_the_shape_expected():
+    cost = CrossEntropy(classAxis=1, weights=[1.0, 2.0, 3.0])
+    with pytest.raises(ShapeError, match=r"expected labels of shape \(2, 4, 5\), got \(2, 3, 4\)"):
+        cost(toDevice(np.zeros((2, 3, 4, 5), np.float32)), toDevice(np.zeros((2, 3, 4), np.int32)))
+    with pytest.raises(ShapeError, match=r"3 class weights for 4 classes"):
+        cost(toDevice(np.zeros((2, 4, 5), np.float32)), toDevice(np.zeros((2, 5), np.int32)))
+    assert cost.prepareTarget(np.zeros((2, 4, 5, 6))).shape == (2, 4, 5, 6)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"labelSmoothing": 1.5}, r"labelSmoothing must be a number in \[0, 1\], got 1.5"),
+                                             ({"labelSmoothing": -0.1}, r"got -0.1"),
+                                             ({"classAxis": 2}, r"classAxis must be -1 \(classes last\) or 1"),
+                                             ({"classAxis": True}, r"classAxis must be")])
+def test_bad_smoothing_and_class_axis_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CrossEntropy(**kwargs)
 
 
 def test_accuracy_leaves_out_ignored_labels_and_counts_sequence_steps():
@@ -253,8 +379,10 @@ def test_ignore_index_must_be_an_integer():
         CrossEntropy(ignoreIndex=1.5)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"ignoreIndex": -100}, {"ignoreIndex": 255, "weights": [1.0, 0.5, 2.0, 1.0]}],
-                         ids=["plain", "ignore", "ignoreAndWeights"])
+@pytest.mark.parametrize("kwargs", [{}, {"ignoreIndex": -100}, {"ignoreIndex": 255, "weights": [1.0, 0.5, 2.0, 1.0]},
+                                    {"labelSmoothing": 0.1}, {"labelSmoothing": 0.1, "ignoreIndex": -100,
+                                                              "weights": [1.0, 0.5, 2.0, 1.0]}],
+                         ids=["plain", "ignore", "ignoreAndWeights", "smoothed", "smoothedIgnoreAndWeights"])
 def test_batches_given_straight_to_the_cost_never_wait_for_the_device(hostWaits, kwargs):
     """A loop of one's own, cost(net(x), deviceLabels), with labels that were never prepared: no batch reads
     the host (the range check and the ignored rows stay on the device), nor does the trainer's skip mode

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.backend import isCuda, toDevice, toHost
 from macrobatch.engine.errors import ShapeError
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.engine.im2col import col2im, im2col
@@ -46,7 +46,10 @@ configs = {
                          dilation=perAxis(2, 1, 1))),
     "1x1-no-bias": (5, dict(size=1, useBias=False)),
 }
-deconvOnly = {"outPad": (3, dict(size=3, stride=perAxis(2, 3, 2), pad=1, outPad=perAxis(1, 2, 0)))}
+deconvOnly = {"outPad": (3, dict(size=3, stride=perAxis(2, 3, 2), pad=1, outPad=perAxis(1, 2, 0))),
+              # torch takes output_padding < max(stride, dilation): here at least the stride on every axis
+              "outPad-below-dilation": (3, dict(size=3, stride=perAxis(1, 2, 1), dilation=perAxis(2, 3, 3), pad=1,
+                                                outPad=perAxis(1, 2, 2)))}
 
 cases = [(cls, name) for cls in classes for name in (*configs, *deconvOnly)
          if name not in deconvOnly or cls.__name__.startswith("Deconv")]
@@ -109,6 +112,36 @@ def test_eval_mode_output_matches_train_mode_even_lowered_in_chunks(cls, name):
     train = toHost(mod(x)).copy()
     mod.evalChunkBytes = 1  # one sample per chunk, where the eval path splits the batch
     np.testing.assert_allclose(toHost(mod.evalMode()(x)), train, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls, name", cases, ids=ids)
+def test_eval_mode_backward_after_a_chunked_forward_matches_torch(cls, name):
+    """Saliency maps and input gradients of a frozen net: backward after an eval-mode forward, which lowers
+    a convolution's batch a sample at a time on NumPy and keeps no whole column matrix."""
+    mod = build(cls, name).evalMode()
+    mod.evalChunkBytes = 1
+    x = randn((5, 4) + classes[cls][2], 6)
+    y = toHost(mod(toDevice(x)))
+    g = randn(y.shape, 7)
+    ty, tgx, tgw, tgb = torchReference(mod, x, g)
+    np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tgx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(toHost(mod.vars["W"].grad), tgw, rtol=1e-5, atol=1e-4)
+    if tgb is not None:
+        np.testing.assert_allclose(toHost(mod.vars["b"].grad), tgb, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(y, ty, rtol=1e-5, atol=1e-5)
+
+
+def test_eval_mode_backward_works_on_a_batch_the_default_chunk_size_splits():
+    mod = Conv2D(3, 4, 3, pad=1).evalMode()
+    x = randn((40, 3, 32, 32), 8)  # 108 KiB of columns a sample: 4 MiB chunks of 37 samples on NumPy
+    g = randn((40, 4, 32, 32), 9)
+    y = mod(toDevice(x))
+    assert y.shape == g.shape and (isCuda or not mod.colsWhole)  # the GPU lowers the batch at once
+    gx = toHost(mod.backward(toDevice(g)))
+    _, tgx, tgw, tgb = torchReference(mod, x, g)
+    np.testing.assert_allclose(gx, tgx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(toHost(mod.vars["W"].grad), tgw, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(toHost(mod.vars["b"].grad), tgb, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("cls", classes)

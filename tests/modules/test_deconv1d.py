@@ -19,9 +19,14 @@ def test_deconv1d_output_length_follows_the_transposed_formula(length, args, exp
     assert mod(toDevice(np.zeros((1, 2, length), np.float32))).shape == (1, 3, expected)
 
 
-def test_deconv1d_rejects_outpad_not_smaller_than_stride():
-    with pytest.raises(ValueError, match=r"outPad must be smaller than stride \(2,\), got \(2,\)"):
-        Deconv1D(2, 3, 3, stride=2, outPad=2)
+def test_deconv1d_rejects_outpad_not_smaller_than_stride_or_dilation():
+    with pytest.raises(ValueError, match=r"outPad must be smaller than stride \(2,\) or dilation \(3,\) \(the "
+                                         r"larger of the two, per axis\), got \(3,\)"):
+        Deconv1D(2, 3, 3, stride=2, dilation=3, outPad=3)
+
+
+def test_deconv1d_takes_outpad_below_the_dilation_as_torch_does():
+    assert Deconv1D(2, 3, 3, stride=1, dilation=3, outPad=2)(toDevice(np.zeros((1, 2, 4), np.float32))).shape == (1, 3, 12)
 
 
 def test_deconv1d_rejects_input_whose_output_would_be_empty():
