@@ -6,7 +6,7 @@ from .pool3d import Pool3D
 class AvgPool3D(AvgPoolND, Pool3D):
     """Average pooling of (batch, maps, D, H, W) inputs to (batch, maps, OD, OH, OW), as PyTorch's avg_pool3d.
 
-    size, stride and pad take an int or a (d, h, w) triple; stride defaults to size (windows side by
-    side) and pad (at most half the window) adds zero borders that count in the mean
-    (count_include_pad=True).
+    size, stride and pad take an int or a (d, h, w) triple; stride defaults to size (windows side by side) and pad (at
+    most half the window) adds zero borders, which count in the mean unless countIncludePad=False
+    (torch's count_include_pad); ceilMode rounds the output size up (torch's ceil_mode; see AvgPoolND).
     """

@@ -1,4 +1,6 @@
 """Embedder: a learned lookup table from integer indices (words, tokens, categories) to vectors."""
+import numbers
+
 import numpy
 
 from ..engine import random
@@ -26,17 +28,36 @@ class Embedder(Module):
     would read a flag back from the device every batch, so handlers call ``checkIndices`` once per
     macrobatch instead (on the host block, in the reader thread), and a call only clamps the indices
     into the table, so that an unchecked stray index can never read or write outside it.
+
+    paddingIndex (torch's padding_idx): the row of a padding token, in [-vocabulary, vocabulary)
+    (negative counts from the end); it starts at zero and gets no gradient, so it stays what it is
+    (zero unless set) while the rest trains. None: every row trains.
     """
 
     indexDtype = numpy.dtype(numpy.int32)
 
-    def __init__(self, vocabulary, embsize, name=None):
+    def __init__(self, vocabulary, embsize, paddingIndex=None, name=None):
         super().__init__(name)
         self.registerBlueprint(locals())
         self.vocabulary = checkPositiveInt(vocabulary, "vocabulary")
         self.embsize = checkPositiveInt(embsize, "embsize")
+        self.paddingIndex = self.checkPaddingIndex(paddingIndex)
         self.indices = None  # the indices of the last call, as the table was read at them
-        self.vars["W"] = Variable(toDevice(random.hostRng().standard_normal((vocabulary, embsize)), defaultDtype))
+        table = random.hostRng().standard_normal((vocabulary, embsize))
+        if self.paddingIndex is not None:
+            table[self.paddingIndex] = 0.0
+        self.vars["W"] = Variable(toDevice(table, defaultDtype))
+
+    def checkPaddingIndex(self, paddingIndex):
+        """paddingIndex as a row in [0, vocabulary), or None; a ValueError unless it is an int in
+        [-vocabulary, vocabulary) (bools refused)."""
+        if paddingIndex is None:
+            return None
+        if isinstance(paddingIndex, bool) or not isinstance(paddingIndex, numbers.Integral) \
+                or not -self.vocabulary <= paddingIndex < self.vocabulary:
+            raise ValueError(f"paddingIndex must be None or an int in [{-self.vocabulary}, {self.vocabulary}) "
+                             f"for a vocabulary of {self.vocabulary}, got {paddingIndex!r}")
+        return int(paddingIndex) % self.vocabulary
 
     def checkDataType(self, dtype):
         if numpy.dtype(dtype).kind not in "iu":
@@ -75,6 +96,15 @@ class Embedder(Module):
     def accGradParams(self, grad):
         rows, indices = grad.reshape(-1, self.embsize), self.indices.reshape(-1)
         table = self.vars["W"].grad
+        # the padding row's gradient is put back after the scatter-add: one row copied, no pass over indices
+        kept = None if self.paddingIndex is None else table[self.paddingIndex].copy()
+        self.scatterAdd(table, indices, rows)
+        if kept is not None:
+            table[self.paddingIndex] = kept
+
+    @staticmethod
+    def scatterAdd(table, indices, rows):
+        """table[indices[k]] += rows[k] for every k, repeated indices summed."""
         if isCuda:
             xp.add.at(table, indices, rows)
             return

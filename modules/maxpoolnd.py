@@ -10,10 +10,12 @@ from .poolnd import PoolND, cropSpatial, geometryParams, padSpatial, windowPream
 class MaxPoolND(PoolND):
     """Max pooling of (batch, maps, *spatial) inputs to (batch, maps, *outsize).
 
-    pad (at most half the window) adds -inf borders, so padding never wins the max. The forward pass in
-    train mode keeps, for each output, the row-major position of its maximum in the window (the first
-    one on ties, as PyTorch does); backward routes each output gradient to that element. Eval mode keeps
-    no positions (a backward then finds them again from the input).
+    pad (at most half the window) and ceilMode's reach beyond it read as -inf, so padding never wins
+    the max. dilation spaces the taps of a window (torch's dilation): a window of size k spans
+    dilation * (k - 1) + 1 elements. The forward pass in train mode keeps, for each output, the row-major
+    position of its maximum among the window's taps (the first one on ties, as PyTorch does); backward
+    routes each output gradient to that element. Eval mode keeps no positions (a backward then finds them
+    again from the input).
 
     NaN is never made finite, on either backend: a NaN wins its window (the last one, as in PyTorch, so the
     gradient goes to it), and the gradient is routed by multiplying with a 0/1 mask, so a NaN gradient
@@ -24,11 +26,11 @@ class MaxPoolND(PoolND):
         "raw T x, " + geometryParams, "T y, S idx",
         """
         Window w = windowOf(i, GEOMETRY);
-        T best = x[w.plane + ((ptrdiff_t)w.dLo * H + w.rLo) * W + w.cLo];
-        int bestK = ((w.dLo - w.z0) * fh + w.rLo - w.y0) * fw + w.cLo - w.x0;
+        T best = x[w.plane + ((ptrdiff_t)(w.z0 + w.jdLo * ld) * H + w.y0 + w.jhLo * lh) * W + w.x0 + w.jwLo * lw];
+        int bestK = (w.jdLo * fh + w.jhLo) * fw + w.jwLo;
         FOR_WINDOW(w) {
             T v = x[w.plane + ((ptrdiff_t)d * H + r) * W + c];
-            if (v > best || isnan(v)) { best = v; bestK = ((d - w.z0) * fh + r - w.y0) * fw + c - w.x0; }
+            if (v > best || isnan(v)) { best = v; bestK = (jd * fh + jh) * fw + jw; }
         }
         y = best;
         idx = bestK;
@@ -41,15 +43,18 @@ class MaxPoolND(PoolND):
         Cover v = coverOf(i, GEOMETRY);
         T acc = (T)0;
         FOR_COVER(v) {
+            int td = v.z - od * sd, th = v.y - oh * sh, tw = v.x - ow * sw;
+            if (td % ld || th % lh || tw % lw) continue;  // in a gap between the taps of this window
             ptrdiff_t o = v.plane + ((ptrdiff_t)od * OH + oh) * OW + ow;
-            acc += gy[o] * (T)(idx[o] == ((v.z - od * sd) * fh + v.y - oh * sh) * fw + v.x - ow * sw);
+            acc += gy[o] * (T)(idx[o] == (td / ld * fh + th / lh) * fw + tw / lw);
         }
         gx = acc;
         """,
         "macrobatch_maxpool_grad", preamble=windowPreamble)
 
-    def __init__(self, size=2, stride=None, pad=0, name=None):
-        super().__init__(size, stride, pad, name)
+    def __init__(self, size=2, stride=None, pad=0, dilation=1, ceilMode=False, name=None):
+        super().__init__(size, stride, pad, dilation, ceilMode, name)
+        self.registerBlueprint(locals())
         # the position of the max in its window fits a byte for all but huge windows
         self.indexDtype = numpy.dtype(numpy.uint8 if self.windowCount() <= 256 else numpy.int32)
         self.idx = None
@@ -68,7 +73,8 @@ class MaxPoolND(PoolND):
             idx = xp.empty(out.shape, dtype=self.indexDtype)
             self.forwardKernel(xp.ascontiguousarray(data), *self.kernelGeometry(data.shape, out.shape), out, idx)
             return idx if withIndex else None
-        views = offsetViews(padSpatial(data, self.pad, -numpy.inf), self.size, self.stride, out.shape[2:])
+        padded = padSpatial(data, self.pad, self.paddedSize(data.shape[2:]), -numpy.inf)
+        views = offsetViews(padded, self.size, self.stride, out.shape[2:], self.dilation)
         if not withIndex:
             self.splitBatch(self.foldMax, views, out)
             return None
@@ -85,13 +91,13 @@ class MaxPoolND(PoolND):
             self.backwardKernel(xp.ascontiguousarray(grad), idx, *self.kernelGeometry(inShape, grad.shape), out)
             return out
         image = self.gradImage(inShape, grad.dtype)
-        views = offsetViews(image, self.size, self.stride, grad.shape[2:])
+        views = offsetViews(image, self.size, self.stride, grad.shape[2:], self.dilation)
         routed = self.scratch("beats", grad.shape, bool)
         if self.overlap:
             self.splitBatch(self.addRouted, views, grad, idx, routed, self.scratch("view", grad.shape, grad.dtype))
         else:
             self.splitBatch(self.writeRouted, views, grad, idx, routed)
-        return cropSpatial(image, self.pad)
+        return cropSpatial(image, self.pad, inShape[2:])
 
     # The CPU passes, each over a part of the batch: one elementwise pass per window offset (offsetViews).
     # A pass over a strided view costs several times one over a contiguous array, and copying the view

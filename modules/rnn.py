@@ -1,4 +1,6 @@
 """RNN: stacked, optionally bidirectional LSTM, GRU or plain recurrent layers on (batch, time, insize) inputs."""
+import numbers
+
 from ..engine.backend import xp
 from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype
@@ -6,6 +8,7 @@ from ..engine.errors import ShapeError
 from ..engine.im2col import buffer
 from ..engine.init import initWeights
 from ..engine.variable import Variable
+from .dropout import Dropout
 from .module import Module
 from .rnncell import RNNCell
 from .rnngrucell import RNNGRUCell
@@ -26,21 +29,31 @@ class RNN(Module):
     bias_ih_l0, bias_hh_l0, weight_ih_l0_reverse, ...; gates LSTM i, f, g, o; GRU r, z, n), so a torch
     state dict copies over name by name; initialised as torch, uniform in +-1/sqrt(hsize).
 
+    dropout: in train mode, the probability of zeroing each output of every layer but the last before
+    the next layer reads it (inverted dropout, as torch's dropout argument); masks come from
+    engine.random, so setSeed reproduces them. Eval mode and the recurrence inside a layer never drop.
+
     Each layer and direction projects the inputs of all steps with one GEMM and loops over time only
     (see RNNCell); backward through time runs explicitly, and the weight gradients are one GEMM each.
     """
 
     cells = {"lstm": RNNLSTMCell, "gru": RNNGRUCell, "relu": RNNCell, "tanh": RNNCell}
 
-    def __init__(self, insize, hsize, layers=1, mode="lstm", direction="uni", getSequences=False, name=None):
+    def __init__(self, insize, hsize, layers=1, mode="lstm", direction="uni", getSequences=False, dropout=0.0,
+                 name=None):
         super().__init__(name)
         self.registerBlueprint(locals())
         if mode not in self.cells:
             raise ValueError(f"unknown RNN mode {mode!r}; expected one of {sorted(self.cells)}")
         if direction not in ("uni", "bi"):
             raise ValueError(f"direction must be 'uni' or 'bi', got {direction!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise ValueError(f"{self.describe()}: dropout must be a probability in [0, 1), got {dropout!r}")
         self.insize, self.hsize = checkPositiveInt(insize, "insize"), checkPositiveInt(hsize, "hsize")
         self.layers = checkPositiveInt(layers, "layers")
+        self.dropout = float(dropout)
+        # between layer k and k + 1; their train flag follows the RNN's at each call
+        self.dropouts = [Dropout(self.dropout) for _ in range(self.layers - 1)]
         self.mode, self.getSequences = mode, getSequences
         self.directions = 2 if direction == "bi" else 1
         cell = self.cells[mode]
@@ -83,10 +96,19 @@ class RNN(Module):
             out = self.layerOutputs[k] = buffer(self.layerOutputs[k], (T, B, H * self.directions), data.dtype)
             for d, cell in enumerate(cells):
                 cell.forward(x, self.weights(k, d), out[..., d * H:(d + 1) * H], reverse=d == 1)
-            x = out
+            x = self.dropBetweenLayers(k, out)
         if self.getSequences:
             return xp.ascontiguousarray(x.transpose(1, 0, 2))
         return x[-1].copy() if self.directions == 1 else xp.concatenate((x[-1, :, :H], x[0, :, H:]), axis=1)
+
+    def dropBetweenLayers(self, layer, out):
+        """The output of layer as the next layer reads it: dropped out in train mode (out itself for the
+        last layer, in eval mode or without dropout)."""
+        if layer == self.layers - 1:
+            return out
+        drop = self.dropouts[layer]
+        drop.train = self.train
+        return drop.updateData(out)
 
     def backward(self, grad, updGrad=True, updParamGrads=True):
         self.gradFrom = None  # a new backward pass: run through time again even for a reused array
@@ -109,8 +131,8 @@ class RNN(Module):
         for k in range(self.layers - 1, -1, -1):
             for d, cell in enumerate(self.layerCells[k]):
                 cell.backward(self.layerGrads[k][..., d * H:(d + 1) * H], self.weights(k, d))
-            if k > 0:
-                self.layerGrads[k - 1] = self.inputGrad(k, self.layerGrads[k - 1])
+            if k > 0:  # through the next layer's input, then through the dropout mask in front of it
+                self.layerGrads[k - 1] = self.dropouts[k - 1].updateGrad(self.inputGrad(k, self.layerGrads[k - 1]))
         self.gradFrom = grad
 
     def inputGrad(self, layer, out):

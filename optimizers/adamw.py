@@ -7,11 +7,11 @@ class AdamW(Adam):
     directly rather than added to the gradient, so the decay is not rescaled by the moments
     (torch.optim.AdamW's update).
 
-    weightDecay: >= 0; the other hyperparameters as in Adam.
+    weightDecay: >= 0; the other hyperparameters (amsgrad included) as in Adam.
     """
 
-    def __init__(self, learnRate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weightDecay=0.01):
-        super().__init__(learnRate, beta1, beta2, epsilon)
+    def __init__(self, learnRate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weightDecay=0.01, amsgrad=False):
+        super().__init__(learnRate, beta1, beta2, epsilon, amsgrad)
         self.weightDecay = self.checkHyper("weightDecay", weightDecay)
 
     def decayFactor(self):

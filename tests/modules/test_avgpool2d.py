@@ -132,3 +132,53 @@ def test_avgpool2d_windows_tiling_the_padded_image_match_torch_and_finite_differ
     ty.backward(torch.from_numpy(g))
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ceil mode (the last window partial, or dropped by torch's rule) and count_include_pad=False, alone and
+# together: each changes the divisor of the border windows
+shapeConfigs = {
+    "ceil": dict(size=2, ceilMode=True),
+    "ceil-3x3-stride2-pad1": dict(size=3, stride=2, pad=1, ceilMode=True),
+    "ceil-rule-drops-last": dict(size=2, stride=(4, 3), pad=1, ceilMode=True),
+    "exclude-pad": dict(size=3, stride=2, pad=1, countIncludePad=False),
+    "exclude-pad-non-square": dict(size=(2, 3), stride=(1, 2), pad=(1, 0), countIncludePad=False),
+    "exclude-pad-ceil": dict(size=3, stride=2, pad=1, ceilMode=True, countIncludePad=False),
+    "exclude-pad-ceil-overlapping": dict(size=(4, 2), stride=(3, 1), pad=(2, 1), ceilMode=True,
+                                         countIncludePad=False),
+}
+
+
+def torchAvgPool(torch, mod):
+    return lambda t: torch.nn.functional.avg_pool2d(t, mod.size, mod.stride, mod.pad, ceil_mode=mod.ceilMode,
+                                                    count_include_pad=mod.countIncludePad)
+
+
+@pytest.mark.parametrize("cfg", shapeConfigs.values(), ids=shapeConfigs.keys())
+def test_avgpool2d_ceil_mode_and_count_include_pad_gradients_match_finite_differences(cfg):
+    checkModuleGrads(AvgPool2D(**cfg), randn((2, 3, 7, 6), 0, np.float64))
+
+
+@pytest.mark.parametrize("cfg", shapeConfigs.values(), ids=shapeConfigs.keys())
+def test_avgpool2d_ceil_mode_and_count_include_pad_match_torch(cfg, torchParity):
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D(**cfg)
+    torchParity(mod, randn((4, 3, 9, 8), 1, np.float32), torchAvgPool(torch, mod))
+
+
+@pytest.mark.parametrize("cfg", shapeConfigs.values(), ids=shapeConfigs.keys())
+def test_avgpool2d_ceil_mode_and_count_include_pad_batch_split_over_threads_match_torch(cfg, threeParts,
+                                                                                        torchParity):
+    torch = pytest.importorskip("torch")
+    mod = AvgPool2D(**cfg)
+    torchParity(mod, randn((5, 3, 9, 8), 1, np.float32), torchAvgPool(torch, mod))
+
+
+def test_avgpool2d_excluding_padding_divides_by_the_input_elements_of_each_window():
+    y = toHost(AvgPool2D(3, stride=2, pad=1, countIncludePad=False)(toDevice(np.ones((1, 1, 5, 5), np.float32))))
+    np.testing.assert_allclose(y[0, 0], np.ones((3, 3)), rtol=1e-6)
+
+
+def test_avgpool2d_ceil_mode_and_count_include_pad_rebuild_from_the_file(roundTrip):
+    loaded = roundTrip(AvgPool2D(3, stride=2, pad=1, ceilMode=True, countIncludePad=False, name="pool"),
+                       randn((2, 3, 8, 9), 0, np.float32))
+    assert (loaded.ceilMode, loaded.countIncludePad) == (True, False)

@@ -1,4 +1,6 @@
 """Embedder: lookup, the scatter-add of its table gradient, and its place at the head of a network."""
+import re
+
 import numpy as np
 import pytest
 
@@ -44,20 +46,23 @@ def test_embedder_gives_no_input_gradient():
     assert mod.backward(toDevice(np.ones((2, 4, 3), np.float32))) is None
 
 
-def test_embedder_matches_torch_lookup_and_table_gradient():
+def checkAgainstTorch(mod, ref, x):
+    """mod and torch's Embedding ref (its table copied from mod) on the indices x: lookup and table gradient."""
     torch = pytest.importorskip("torch")
-    mod = Embedder(7, 5)
-    ref = torch.nn.Embedding(7, 5)
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(toHost(mod.vars["W"].data)))
-    x = np.random.default_rng(1).integers(0, 7, (4, 9))
-    g = np.random.default_rng(2).standard_normal((4, 9, 5)).astype(np.float32)
+    g = np.random.default_rng(2).standard_normal(x.shape + (mod.embsize,)).astype(np.float32)
     ty = ref(torch.from_numpy(x))
     ty.backward(torch.from_numpy(g))
     y = toHost(mod(toDevice(x.astype(np.int32))))
     mod.backward(toDevice(g))
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_allclose(toHost(mod.vars["W"].grad), ref.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_embedder_matches_torch_lookup_and_table_gradient():
+    torch = pytest.importorskip("torch")
+    checkAgainstTorch(Embedder(7, 5), torch.nn.Embedding(7, 5), np.random.default_rng(1).integers(0, 7, (4, 9)))
 
 
 def test_embedder_blueprint_and_table_survive_save_and_load_model(tmp_path):
@@ -123,3 +128,50 @@ def test_embedder_rejects_float_indices_naming_the_dtype():
 def test_embedder_rejects_indices_of_rank_three():
     with pytest.raises(ShapeError, match=r"expected indices of shape \(batch,\) or \(batch, time\), got \(2, 3, 1\)"):
         Embedder(6, 3)(toDevice(np.zeros((2, 3, 1), np.int32)))
+
+
+@pytest.mark.parametrize("paddingIndex", [4, -2], ids=["row", "from-the-end"])
+def test_embedder_padding_index_matches_torch_zero_row_lookup_and_gradient(paddingIndex):
+    torch = pytest.importorskip("torch")
+    mod = Embedder(6, 5, paddingIndex=paddingIndex)
+    table = toHost(mod.vars["W"].data)
+    np.testing.assert_array_equal(table[4], 0)  # torch starts the padding row at zero
+    assert np.all(np.delete(table, 4, axis=0) != 0)
+    x = np.random.default_rng(1).integers(0, 6, (4, 9))
+    x[:, -3:] = 4  # padded sequence ends
+    checkAgainstTorch(mod, torch.nn.Embedding(6, 5, padding_idx=paddingIndex), x)
+    np.testing.assert_array_equal(toHost(mod.vars["W"].grad)[4], 0)
+
+
+def test_embedder_padding_row_gets_no_gradient_and_the_others_match_finite_differences():
+    net = Sequential(Embedder(6, 3, paddingIndex=1), RNN(3, 4, mode="gru"), Linear(4, 2)).cast(np.float64)
+    data = toDevice(indices)
+    weights = toDevice(np.random.default_rng(0).standard_normal(net(data).shape))
+    net.zeroGradParams()
+    net(data)
+    net.backward(weights.copy(), updGrad=False)
+    net(data)
+    net.backward(weights.copy(), updGrad=False)  # accumulated over two calls: still no gradient on row 1
+    table = net[0].vars["W"]
+    numeric = numericGrad(lambda: (net(data) * weights).sum(), table.data)
+    grad = toHost(table.grad)
+    np.testing.assert_array_equal(grad[1], 0)
+    assert np.abs(numeric[1]).max() > 1e-3  # the row does move the output: it is held, not unused
+    np.testing.assert_allclose(np.delete(grad, 1, axis=0), 2 * np.delete(numeric, 1, axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_embedder_padding_index_survives_save_and_load_model(tmp_path):
+    net = Sequential(Embedder(6, 3, paddingIndex=0), RNN(3, 4), Linear(4, 2))
+    net.save(tmp_path / "net.h5")
+    loaded = loadModel(tmp_path / "net.h5")
+    assert loaded[0].paddingIndex == 0 and loaded.getBlueprint() == net.getBlueprint()
+    np.testing.assert_array_equal(toHost(loaded(toDevice(indices))), toHost(net(toDevice(indices))))
+    loaded.backward(toDevice(np.ones((2, 2), np.float32)))
+    np.testing.assert_array_equal(toHost(loaded[0].vars["W"].grad)[0], 0)
+
+
+@pytest.mark.parametrize("paddingIndex", [6, -7, 1.0, True, "0"])
+def test_embedder_rejects_padding_index_outside_the_vocabulary(paddingIndex):
+    with pytest.raises(ValueError, match=r"paddingIndex must be None or an int in \[-6, 6\) for a vocabulary of 6, "
+                                         rf"got {re.escape(repr(paddingIndex))}"):
+        Embedder(6, 3, paddingIndex=paddingIndex)

@@ -159,3 +159,53 @@ def test_maxpool2d_windows_tiling_the_padded_image_match_torch_and_finite_differ
     ty.backward(torch.from_numpy(g))
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_allclose(toHost(mod.backward(toDevice(g))), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ceil mode (with the last window partial, or dropped by torch's rule where it would start in the right
+# padding) and dilation, alone and together
+shapeConfigs = {
+    "ceil": dict(size=2, ceilMode=True),
+    "ceil-3x3-stride2-pad1": dict(size=3, stride=2, pad=1, ceilMode=True),
+    "ceil-rule-drops-last": dict(size=2, stride=(4, 3), pad=1, ceilMode=True),
+    "dilation2": dict(size=2, stride=1, dilation=2),
+    "dilation-non-square": dict(size=(3, 2), stride=(2, 1), pad=1, dilation=(2, 3)),
+    "dilation-side-by-side": dict(size=2, dilation=2),
+    "dilation-ceil": dict(size=3, stride=2, pad=1, dilation=2, ceilMode=True),
+}
+
+
+def torchMaxPool(torch, mod):
+    return lambda t: torch.nn.functional.max_pool2d(t, mod.size, mod.stride, mod.pad, mod.dilation,
+                                                    ceil_mode=mod.ceilMode)
+
+
+@pytest.mark.parametrize("cfg", shapeConfigs.values(), ids=shapeConfigs.keys())
+def test_maxpool2d_ceil_mode_and_dilation_gradients_match_finite_differences_in_train_and_eval_mode(
+        cfg, distinct, gradsInBothModes):
+    gradsInBothModes(MaxPool2D(**cfg), distinct((2, 3, 7, 6), 0, np.float64))
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("cfg", shapeConfigs.values(), ids=shapeConfigs.keys())
+def test_maxpool2d_ceil_mode_and_dilation_match_torch_with_ties_and_nan(cfg, train, distinct, torchParity):
+    torch = pytest.importorskip("torch")
+    x = distinct((4, 3, 9, 8), 1, np.float32)
+    x[1, :, :4] = 0.5  # ties
+    x[2, 1, 8, 7] = np.nan  # in the last, partial window of ceil mode
+    mod = MaxPool2D(**cfg)
+    mod.train = train
+    torchParity(mod, x, torchMaxPool(torch, mod))
+
+
+@pytest.mark.parametrize("cfg", shapeConfigs.values(), ids=shapeConfigs.keys())
+def test_maxpool2d_ceil_mode_and_dilation_batch_split_over_threads_match_torch(cfg, threeParts, distinct,
+                                                                                 torchParity):
+    torch = pytest.importorskip("torch")
+    mod = MaxPool2D(**cfg)
+    torchParity(mod, distinct((5, 3, 9, 8), 1, np.float32), torchMaxPool(torch, mod))
+
+
+def test_maxpool2d_dilation_and_ceil_mode_rebuild_from_the_file(distinct, roundTrip):
+    loaded = roundTrip(MaxPool2D(3, stride=2, pad=1, dilation=(2, 1), ceilMode=True, name="pool"),
+                       distinct((2, 3, 8, 9), 0, np.float32))
+    assert (loaded.dilation, loaded.ceilMode) == ((2, 1), True)

@@ -52,3 +52,37 @@ def test_rejects_integer_input(cls):
 def test_rejects_padding_over_half_the_window(cls):
     with pytest.raises(ValueError, match=r"pad \(2, 2\) must be at most half the window size \(3, 3\)"):
         cls(3, pad=2)
+
+
+@pytest.mark.parametrize("ceilMode", [False, True], ids=["floor", "ceil"])
+def test_output_sizes_follow_torch_including_the_ceil_mode_rule_for_the_last_window(ceilMode):
+    # ceil mode drops a last window that would start in the right padding: stride 4 over size 2 with pad 1
+    # hits that rule on several lengths
+    torch = pytest.importorskip("torch")
+    for n, k, s, p, d in [(n, k, s, p, d) for n in range(3, 12) for k, s, p, d in
+                          [(2, 2, 0, 1), (2, 4, 1, 1), (3, 2, 1, 1), (3, 3, 1, 2), (2, 1, 0, 3), (4, 3, 2, 1)]]:
+        if n + 2 * p < d * (k - 1) + 1:
+            continue
+        expected = torch.nn.functional.max_pool2d(torch.zeros(1, 1, n, n + 1), k, s, p, d, ceil_mode=ceilMode).shape
+        assert MaxPool2D(k, s, p, dilation=d, ceilMode=ceilMode).outShape((1, 1, n, n + 1)) == tuple(expected)
+        if d == 1:
+            expected = torch.nn.functional.avg_pool2d(torch.zeros(1, 1, n, n + 1), k, s, p, ceil_mode=ceilMode).shape
+            assert AvgPool2D(k, s, p, ceilMode=ceilMode).outShape((1, 1, n, n + 1)) == tuple(expected)
+
+
+@pytest.mark.parametrize("cls", pools)
+def test_rejects_a_ceil_mode_that_is_not_a_bool(cls):
+    with pytest.raises(ValueError, match="ceilMode must be True or False, got 1"):
+        cls(2, ceilMode=1)
+
+
+def test_avgpool_rejects_a_count_include_pad_that_is_not_a_bool():
+    with pytest.raises(ValueError, match="countIncludePad must be True or False, got 'no'"):
+        AvgPool2D(2, countIncludePad="no")
+
+
+def test_maxpool_rejects_dilation_below_one_and_an_input_smaller_than_the_dilated_window():
+    with pytest.raises(ValueError, match=r"dilation must be an int or an \(h, w\) pair of ints >= 1, got 0"):
+        MaxPool2D(2, dilation=0)
+    with pytest.raises(ShapeError, match=r"\(1, 2, 4, 8\) padded by \(0, 0\) is smaller than the 5x5 window"):
+        MaxPool2D(3, dilation=2)(toDevice(np.zeros((1, 2, 4, 8), np.float32)))

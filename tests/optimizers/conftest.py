@@ -57,10 +57,11 @@ def torchRule(torch, optimizer, params):
     if name in ("MomentumSGD", "NesterovSGD"):
         return torch.optim.SGD(params, lr=lr, momentum=optimizer.momRate, nesterov=name == "NesterovSGD")
     if name == "Adam":
-        return torch.optim.Adam(params, lr=lr, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.epsilon)
+        return torch.optim.Adam(params, lr=lr, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.epsilon,
+                                amsgrad=optimizer.amsgrad)
     if name == "AdamW":
         return torch.optim.AdamW(params, lr=lr, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.epsilon,
-                                 weight_decay=optimizer.weightDecay)
+                                 weight_decay=optimizer.weightDecay, amsgrad=optimizer.amsgrad)
     if name == "RMSProp":
         return torch.optim.RMSprop(params, lr=lr, alpha=optimizer.decay, eps=optimizer.epsilon)
     if name == "AdaGrad":

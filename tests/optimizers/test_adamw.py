@@ -36,6 +36,14 @@ def test_adamw_follows_its_formula_step_by_step(run):
         np.testing.assert_allclose(final[name], p, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_adamw_amsgrad_matches_torch(torchParity):
+    torchParity(AdamW(learnRate=0.05, beta1=0.8, beta2=0.9, epsilon=1e-3, weightDecay=0.5, amsgrad=True), steps=8)
+
+
+def test_adamw_amsgrad_global_and_per_variable_state_give_identical_weights(modesAgree):
+    modesAgree(lambda: AdamW(0.05, 0.8, 0.5, 1e-3, 0.5, amsgrad=True))
+
+
 def test_adamw_decays_weights_that_get_no_gradient():
     mod = Linear(3, 2)
     before = toHost(mod.vars["W"].data).copy()
