@@ -1,7 +1,7 @@
 """Multi: one cost for a model with several outputs, the weighted sum of a cost per output."""
 import math
 
-from ..engine.errors import ShapeError
+from ..engine.errors import MacrobatchError, ShapeError
 from .cost import Cost
 
 
@@ -33,8 +33,15 @@ class Multi(Cost):
             raise ShapeError(f"Multi: expected a list of {len(self.costs)} {what}, one per cost, got {got}")
 
     def prepareTarget(self, target):
+        """Each target prepared by its own cost; an error raised there names the target's position."""
         self.checkLists("targets", target)
-        return [cost.prepareTarget(t) for cost, t in zip(self.costs, target)]
+        prepared = []
+        for i, (cost, ary) in enumerate(zip(self.costs, target)):
+            try:
+                prepared.append(cost.prepareTarget(ary))
+            except MacrobatchError as error:
+                raise type(error)(f"target[{i}]: {error}") from error
+        return prepared
 
     def validate(self, pred, target):
         """The weighted sum of the costs' errors, each cost accumulating its own; the total is
@@ -75,3 +82,21 @@ class Multi(Cost):
         super().setAccumulator(saved)
         for i, cost in enumerate(self.costs):
             cost.setAccumulator(saved["costs"][str(i)])
+
+
+def targetCount(cost):
+    """How many target arrays cost takes: one per cost of a Multi (a list, one per model output), else one."""
+    return len(cost.costs) if isinstance(cost, Multi) else 1
+
+
+def targetArrays(target):
+    """The arrays of a target: none (None), the one array, or a Multi's list (one per model output)."""
+    if target is None:
+        return []
+    return list(target) if isinstance(target, (list, tuple)) else [target]
+
+
+def mapAccumulator(saved, fn):
+    """A cost's getAccumulator() with fn applied to each entry (arrays and host counts), into the
+    accumulators a Multi nests per cost."""
+    return {key: mapAccumulator(value, fn) if isinstance(value, dict) else fn(value) for key, value in saved.items()}

@@ -135,7 +135,8 @@ class DistributedTrainer(Sharded, Trainer):
         if self.syncModules:
             with self.sharing(0, self.stepTotal(first)):
                 out = self.mod(self.idleSample)
-                self.mod.backward(xp.zeros_like(out), updGrad=False)
+                grad = [xp.zeros_like(o) for o in out] if isinstance(out, list) else xp.zeros_like(out)
+                self.mod.backward(grad, updGrad=False)
         self.reduceAndStep(0.0)
 
     def step(self):

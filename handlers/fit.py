@@ -11,6 +11,7 @@ import time
 
 import numpy
 
+from ..costs.multi import Multi, mapAccumulator
 from ..engine import serialize, setSeed
 from ..engine.backend import isCuda, isDeviceArray, toHost
 from ..engine.communicator import abortOnError
@@ -44,10 +45,12 @@ class Fit:
     """Trains mod on cost with optimizer (set up on mod) for a number of epochs.
 
     Data may be NumPy arrays or h5py Datasets (streamed with trainFromHost in macrobatches of
-    macroBatchSize) or CuPy arrays on the GPU (trained in place with train).
+    macroBatchSize) or CuPy arrays on the GPU (trained in place with train). A model with several outputs
+    takes a list of target arrays (and of validation targets), one per output, with costs.Multi.
     batchsize, macroBatchSize, random: as for Trainer.trainFromHost. callbacks: Callback objects.
     schedule: a learning-rate schedule (optimizers.schedules), stepped after every update and epoch.
-    valCost: the cost the Validator reports (default: a new instance of cost's class); metrics: metric
+    valCost: the cost the Validator reports (default: a new instance of cost's class; for a Multi, a Multi of
+    new instances of its costs' classes, with its weights); metrics: metric
     objects for it (costs.metrics). An optimizer wrapped in GradientAccumulation is flushed at the end of
     every epoch, so a last partial group of batches is applied. seed: the base seed; every epoch and every
     macrobatch reseeds all random sources from (seed, epoch[, macrobatch]), so training is reproducible
@@ -73,7 +76,7 @@ class Fit:
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
         self.comm = comm if comm is not None and comm.size > 1 else None
-        valCost = valCost if valCost is not None else type(cost)()
+        valCost = valCost if valCost is not None else validationCost(cost)
         if self.comm is None:
             self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize,
                                    onNonFinite=onNonFinite)
@@ -238,8 +241,8 @@ class Fit:
                 "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)},
                 "position": self.position, "processes": self.processes,
                 "macroBatchSize": self.trainer.macroBatchSize or 0,
-                "accumulator": {key: value if isinstance(value, int) else toHost(value)
-                                for key, value in accumulator.items()}}
+                "accumulator": mapAccumulator(accumulator, lambda value: value if isinstance(value, int)
+                                              else toHost(value))}
 
     def saveCheckpoint(self, path):
         """Write getState() to an HDF5 file, atomically: a crash mid-save leaves the previous file."""
@@ -282,12 +285,30 @@ class Fit:
         self.position = position
         self.resumedAccumulator = state["accumulator"] if position else None
         if position and self.comm is not None and self.comm.rank != 0:  # rank 0 brings back the job's sum
-            self.resumedAccumulator = {key: 0 if isinstance(value, int) else numpy.zeros_like(value)
-                                       for key, value in self.resumedAccumulator.items()}
+            self.resumedAccumulator = mapAccumulator(self.resumedAccumulator, lambda value: 0 if isinstance(value, int)
+                                                     else numpy.zeros_like(value))
         self.history = {key: list(values) for key, values in state["history"].items()}
 
 
-def predict(mod, data, batchsize=128, macroBatchSize=10000):
-    """The model's outputs for data (host arrays, h5py Datasets or device arrays), as a NumPy array."""
+def validationCost(cost):
+    """A new cost of cost's kind for the Validator, whose accumulator then never touches training's: a Multi
+    gets new instances of its costs' kinds, with the same weights."""
+    if isinstance(cost, Multi):
+        return Multi(*(validationCost(c) for c in cost.costs), weights=cost.weights)
+    return type(cost)()
+
+
+def predict(mod, data, batchsize=128, macroBatchSize=10000, softmax=False):
+    """The model's outputs for data (host arrays, h5py Datasets or device arrays), as a NumPy array (a list
+    of them, one per output, for a model with several outputs). softmax=True gives a classifier's class
+    probabilities: the softmax over axis 1 (the classes) of its raw scores, the logits, which it returns
+    otherwise (a classifier trained with CrossEntropy outputs logits)."""
     calculator = Calculator(mod, batchsize=batchsize)
-    return calculator.calc(data) if resident(data) else calculator.calcFromHost(data, macroBatchSize)
+    outputs = calculator.calc(data) if resident(data) else calculator.calcFromHost(data, macroBatchSize)
+    if not softmax:
+        return outputs
+    probabilities = []
+    for scores in outputs if isinstance(outputs, list) else [outputs]:
+        scores = numpy.exp(scores - scores.max(axis=1, keepdims=True))  # shifted: no overflow
+        probabilities.append(scores / scores.sum(axis=1, keepdims=True))
+    return probabilities if isinstance(outputs, list) else probabilities[0]

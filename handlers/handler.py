@@ -7,6 +7,7 @@ in the background) -> upload of the whole macrobatch -> shuffle on the device ->
 import h5py
 import numpy
 
+from ..costs.multi import targetArrays
 from ..engine.backend import isDeviceArray, xp
 from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype, hostCastable
@@ -26,6 +27,10 @@ class Handler:
     samples, before any batch of them is used. Host data is checked once per macrobatch in the reader
     thread (one pass over the block, overlapped with the compute); device data once per call (on the
     GPU, one synchronisation per call). Pass False for data known to be clean, or where NaN is meant.
+
+    target: one array, or for a model with several outputs (a Graph with several output nodes, trained
+    with costs.Multi) a list of arrays, one per output, in the outputs' order: each is walked in step
+    with the data (same samples, same shuffle) and handed on as a list.
 
     During a call the handler exposes ``currBatch`` / ``totalBatches`` (over the whole call) and
     ``currMacroBatch`` / ``totalMacroBatches``, and passes ``state`` (a dict with the same counters and
@@ -47,7 +52,8 @@ class Handler:
         self.macroBatchSize = None  # of the last host walk, resolved
 
     def handleBatch(self, batch, idx, state):
-        """Process one batch: batch is [data, target] (target None when the call had none)."""
+        """Process one batch: batch is [data, target] (target None when the call had none, a list of
+        arrays when the call had a list)."""
         raise NotImplementedError
 
     # --- entry points ---------------------------------------------------------------------
@@ -73,14 +79,14 @@ class Handler:
         self.beginCall(spans)
         self.currBatch = sum(self.batchCount(start, stop) for start, stop in spans[:startMacroBatch])
         spans = spans[startMacroBatch:]
-        named = (("data", data),) if target is None else (("data", data), ("target", target))
         indexCheck = getattr(self.firstLayer, "checkIndices", None)
         arrays = [_HostSource(ary, name, spans, self.checkFinite, startMacroBatch, indexCheck if name == "data" else None)
-                  for name, ary in named]
+                  for name, ary in namedArrays(data, target)]
         uploader = Uploader(macroBatchSize)
-        reader = HostReader(arrays, spans, lambda *blocks: uploader.stage(*self.prepareHost(*blocks)))
-        for i, blocks in enumerate(uploader.iterate(reader)):
-            self.handleMacroBatch(startMacroBatch + i, spans[i][0], *blocks, random=random)
+        reader = HostReader(arrays, spans, lambda block, *targets: uploader.stage(
+            *self.prepareHost(block, joinTargets(targets, target))))
+        for i, (block, *targets) in enumerate(uploader.iterate(reader)):
+            self.handleMacroBatch(startMacroBatch + i, spans[i][0], block, joinTargets(targets, target), random=random)
             if onMacroBatchFinish is not None:
                 onMacroBatchFinish(self)
 
@@ -89,7 +95,7 @@ class Handler:
         and kept while the samples' shapes and dtypes stay the same."""
         if macroBatchSize != "auto":
             return checkPositiveInt(macroBatchSize, "macroBatchSize")
-        key = (data.shape, data.dtype, self.batchsize) + (() if target is None else (target.shape, target.dtype))
+        key = (data.shape, data.dtype, self.batchsize) + tuple((t.shape, t.dtype) for t in targetArrays(target))
         if self.autoMacroBatch is None or self.autoMacroBatch[0] != key:
             self.autoMacroBatch = key, autoMacroBatchSize(self.mod, self.batchsize, self.dataDtype, data, target)
         return self.autoMacroBatch[1]
@@ -98,15 +104,14 @@ class Handler:
         """Walk device-resident data in batches (one macrobatch: the whole array)."""
         size = self.checkData(data, target, hostOnly=False)
         if self.checkFinite:
-            for name, ary in (("data", data), ("target", target)):
-                if ary is not None:
-                    checkFiniteBlock(ary, name, 0, f"the {size} samples of the call")
+            for name, ary in namedArrays(data, target):
+                checkFiniteBlock(ary, name, 0, f"the {size} samples of the call")
         indexCheck = getattr(self.firstLayer, "checkIndices", None)
         if indexCheck is not None:
             indexCheck(data)
         self.beginCall([(0, size)])
-        blocks = self.prepareDevice(data, target)
-        self.handleMacroBatch(0, 0, *blocks, random=random)
+        data, target = self.prepareDevice(data, target)
+        self.handleMacroBatch(0, 0, data, target, random=random)
 
     # --- the walk -------------------------------------------------------------------------
 
@@ -124,7 +129,8 @@ class Handler:
         return -(-(stop - start) // self.batchsize)
 
     def handleMacroBatch(self, index, offset, data, target=None, random=True):
-        """Cut one device-resident macrobatch into batches, shuffled on the device when random."""
+        """Cut one device-resident macrobatch into batches, shuffled on the device when random (the
+        targets, one array or a list of them, with the same permutation)."""
         self.currMacroBatch = index
         if self.onMacroBatchBegin is not None:
             self.onMacroBatchBegin(self, index)
@@ -133,10 +139,10 @@ class Handler:
         for start in range(0, size, self.batchsize):
             stop = min(start + self.batchsize, size)
             if perm is None:
-                batch = [data[start:stop], None if target is None else target[start:stop]]
+                batch = [data[start:stop], eachTarget(target, lambda ary, key: ary[start:stop])]
             else:
                 idx = perm[start:stop]
-                batch = [self.gather(data, idx, "data"), None if target is None else self.gather(target, idx, "target")]
+                batch = [self.gather(data, idx, "data"), eachTarget(target, lambda ary, key: self.gather(ary, idx, key))]
             self.state = {"batch": self.currBatch, "totalBatches": self.totalBatches,
                           "macroBatch": index, "totalMacroBatches": self.totalMacroBatches,
                           "macroBatchOffset": offset, "macroBatchSize": size, "totalSamples": self.totalSamples,
@@ -163,9 +169,8 @@ class Handler:
     def checkData(self, data, target, hostOnly):
         """Validate lengths and array kinds before anything runs; returns the number of samples."""
         what = "host data" if hostOnly else "device data"
-        for name, ary in (("data", data), ("target", target)):
-            if ary is None and name == "target":
-                continue
+        self.checkTargetCount(target)
+        for name, ary in namedArrays(data, target):
             if not (hasattr(ary, "shape") and hasattr(ary, "__getitem__")):
                 raise TypeError(f"{name}: expected an array or h5py Dataset, got {type(ary).__name__}")
             if not hostOnly and not isDeviceArray(ary):
@@ -176,13 +181,30 @@ class Handler:
         size = data.shape[0]
         if size == 0:
             raise DatasetError(f"data: empty {what}, nothing to process")
-        if target is not None and target.shape[0] != size:
-            raise ShapeError(f"data has {size} samples but target has {target.shape[0]}")
+        for name, ary in namedArrays(None, target):
+            if ary.shape[0] != size:
+                raise ShapeError(f"data has {size} samples but {name} has {ary.shape[0]}")
         want = self.dataDtype
         if not (data.dtype.kind in "iu" if want.kind in "iu" else hostCastable(data.dtype, want)):
             raise DtypeError(f"data: dtype {data.dtype} cannot be used as {want} input; give "
                              + ("integer indices" if want.kind in "iu" else "floating, integer or boolean data"))
         return size
+
+    targetsTaken = None  # how many target arrays a call takes (targetCount of the cost); None: not checked
+
+    def checkTargetCount(self, target):
+        """ShapeError unless target is what the cost takes: one array, or a list of one per output."""
+        taken = self.targetsTaken
+        if taken is None or target is None:
+            return
+        given = len(target) if isinstance(target, (list, tuple)) else None
+        if given == taken or (given is None and taken == 1):
+            return
+        what = "one target array" if taken == 1 else f"a list of {taken} target arrays, one per output"
+        got = "one array" if given is None else f"a list of {given}"
+        hint = ("; use costs.Multi, one cost per output, for a model with several outputs" if taken == 1
+                else "")
+        raise ShapeError(f"target: {type(self.cost).__name__} takes {what}, got {got}{hint}")
 
     @property
     def firstLayer(self):
@@ -204,14 +226,54 @@ class Handler:
 
     def prepareHost(self, data, target=None):
         """Runs in the reader thread on each macrobatch read from the host: checks the targets and
-        returns the blocks with the dtypes to upload them in (the Uploader converts the data)."""
+        returns the blocks (data, then each target) with the dtypes to upload them in (the Uploader
+        converts the data)."""
         if target is None:
             return (data,), (self.dataDtype,)
-        return (data, self.prepareTarget(numpy.asarray(target))), (self.dataDtype, None)
+        targets = targetArrays(self.prepareTarget(eachTarget(target, lambda ary, key: numpy.asarray(ary))))
+        return (data, *targets), (self.dataDtype,) + (None,) * len(targets)
 
     def prepareDevice(self, data, target=None):
         data = data.astype(self.dataDtype, copy=False)
-        return (data,) if target is None else (data, self.prepareTarget(target))
+        return data, None if target is None else self.prepareTarget(target)
+
+
+def namedArrays(data, target):
+    """(name, array) of data (unless None) and of each target array, named for error messages."""
+    named = [] if data is None else [("data", data)]
+    if isinstance(target, (list, tuple)):
+        return named + [(f"target[{i}]", ary) for i, ary in enumerate(target)]
+    return named + ([] if target is None else [("target", target)])
+
+
+def joinTargets(arrays, target):
+    """Target arrays walked apart (a sequence) put back in the form of the call's target: None, one
+    array, or a list."""
+    if target is None:
+        return None
+    return list(arrays) if isinstance(target, (list, tuple)) else arrays[0]
+
+
+def eachTarget(target, fn):
+    """fn(array, key) applied to the one target array, or to each of a list (giving a list); key names
+    the array for buffers kept across batches ("target", or ("target", i))."""
+    if target is None:
+        return None
+    if isinstance(target, (list, tuple)):
+        return [fn(ary, ("target", i)) for i, ary in enumerate(target)]
+    return fn(target, "target")
+
+
+def checkOutputs(pred, target):
+    """pred, once its form is checked against target's: a list of outputs for a list of targets (as many),
+    one array for one target array. Raises ShapeError, at the first batch, before any update."""
+    many, given = isinstance(pred, (list, tuple)), isinstance(target, (list, tuple))
+    if many == given and (not many or len(pred) == len(target)):
+        return pred
+    outputs = f"{len(pred)} outputs" if many else "one output"
+    targets = f"a list of {len(target)} target arrays" if given else "one target array"
+    raise ShapeError(f"the model returns {outputs}, but the call gave {targets}; give one target array per "
+                     "output, with costs.Multi")
 
 
 def spanRange(start, stop, step):

@@ -11,6 +11,7 @@ drawn). Of the memory free now (device memory plus CuPy's pooled free blocks, or
 """
 import numpy
 
+from ..costs.multi import targetArrays
 from ..engine.backend import isCuda, xp
 from ..engine.errors import DeviceMemoryError
 from ..engine.transfer import SLOTS, freeMemoryBytes, gib
@@ -21,11 +22,11 @@ hostCopies = 3  # blocks the HostReader keeps alive at once on the CPU backend
 
 
 def autoMacroBatchSize(mod, batchsize, dataDtype, data, target=None, say=print):
-    """The macroBatchSize to walk data (and target) with in batches of batchsize, as the module docstring
+    """The macroBatchSize to walk data (and target: an array or a list of them) with in batches of batchsize, as the module docstring
     says; says what it chose and why (say=None: silent). DeviceMemoryError if not even one batch fits."""
     sampleBytes = numpy.dtype(dataDtype).itemsize * _perSample(data)
-    if target is not None:  # uploaded in the cost's dtype: at most 8 bytes per value (int64 / float64)
-        sampleBytes += max(numpy.dtype(target.dtype).itemsize, 4) * _perSample(target)
+    for ary in targetArrays(target):  # uploaded in the cost's dtype: at most 8 bytes per value (int64 / float64)
+        sampleBytes += max(numpy.dtype(ary.dtype).itemsize, 4) * _perSample(ary)
     work = batchWorkBytes(mod, (batchsize,) + tuple(data.shape[1:]), dataDtype)
     copies = SLOTS if isCuda else hostCopies
     free = freeMemoryBytes() + _pooledFreeBytes()

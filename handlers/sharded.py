@@ -1,4 +1,5 @@
 """Sharded: what every handler in one process of a data-parallel job shares (issue 8)."""
+from ..costs.multi import mapAccumulator
 from .handler import spanRange
 
 
@@ -18,11 +19,14 @@ class Sharded:
 
     def jobAccumulator(self):
         """Copies of the cost's accumulators summed over the processes (collective: every process calls it)."""
-        saved = self.cost.getAccumulator()
-        for key in ("error", "correct", "judged"):
-            self.comm.allreduce(saved[key].reshape(-1))
-        saved["count"] = self.comm.sum(saved["count"])
-        return saved
+        return mapAccumulator(self.cost.getAccumulator(), self.jobSum)
+
+    def jobSum(self, value):
+        """value summed over the processes: a host count returned, a device array in place."""
+        if isinstance(value, int):
+            return self.comm.sum(value)
+        self.comm.allreduce(value.reshape(-1))
+        return value
 
     def reduceAccumulators(self, metrics=()):
         self.cost.setAccumulator(self.jobAccumulator())

@@ -1,14 +1,18 @@
 """Trainer: forward, cost, backward and optimizer update on every batch."""
 import math
 
+from ..costs.multi import targetCount
 from ..engine.backend import isCuda, toHost, xp
 from ..engine.errors import NonFiniteError
 from ..optimizers.gradientaccumulation import GradientAccumulation
-from .handler import Handler
+from .handler import Handler, checkOutputs
 
 
 class Trainer(Handler):
     """Trains mod on cost with optimizer (already set up on mod with ``optimizer.setupOn(mod)``).
+
+    A model with several outputs trains with costs.Multi (one cost per output) on a list of target
+    arrays, one per output (see Handler).
 
     Each call resets the cost's accumulated error and switches mod to train mode; afterwards
     ``cost.getError()`` is the mean training error over the call.
@@ -67,7 +71,7 @@ class Trainer(Handler):
         skip = self.onNonFinite == "skip"
         self.batchSkipped = False
         saved = self.cost.getAccumulator() if skip else None
-        error, grad = self.cost(self.mod(data), target)
+        error, grad = self.cost(checkOutputs(self.mod(data), target), target)
         where = (f"batch {idx} (macrobatch {state['macroBatch']}, samples "
                  f"{state['start']}..{state['start'] + state['size'] - 1} of it)")
         if not isCuda and not skip:
@@ -126,6 +130,10 @@ class Trainer(Handler):
 
     def prepareTarget(self, target):
         return self.cost.prepareTarget(target)
+
+    @property
+    def targetsTaken(self):
+        return targetCount(self.cost)
 
     @staticmethod
     def checkLoss(error, where):

@@ -1,5 +1,6 @@
 """Validator: the cost (and the cost's metrics) of a model over data, in eval mode, without updates."""
-from .handler import Handler
+from ..costs.multi import targetCount
+from .handler import Handler, checkOutputs
 
 
 class Validator(Handler):
@@ -9,6 +10,8 @@ class Validator(Handler):
     metrics: optional metric objects (costs.metrics: Accuracy, ConfusionMatrix, ...), reset with the
     cost, updated with every batch's predictions and prepared targets, and merged into ``metrics``
     after the cost's entries (a metric's entry replaces the cost's entry of the same name).
+    A model with several outputs is validated with costs.Multi on a list of target arrays, one per
+    output; metric objects take one output, so they are refused there (Multi reports each cost's metrics).
     checkFinite: as for Handler (NaN or Inf in the data or targets stops the call, naming the samples).
     """
 
@@ -30,6 +33,12 @@ class Validator(Handler):
         self.handle(data, target, random=False)
         return self.finish()
 
+    def checkTargetCount(self, target):
+        super().checkTargetCount(target)
+        if self.metricObjects and isinstance(target, (list, tuple)):
+            raise ValueError(f"Validator: metric objects ({', '.join(type(m).__name__ for m in self.metricObjects)}) "
+                             "score one output, not a list of targets; Multi reports each output's cost metrics")
+
     def begin(self):
         self.cost.resetAccumulator()
         for metric in self.metricObjects:
@@ -44,10 +53,14 @@ class Validator(Handler):
 
     def handleBatch(self, batch, idx, state):
         data, target = batch
-        pred = self.mod(data)
+        pred = checkOutputs(self.mod(data), target)
         self.cost.validate(pred, target)
         for metric in self.metricObjects:
             metric.update(pred, target)
 
     def prepareTarget(self, target):
         return self.cost.prepareTarget(target)
+
+    @property
+    def targetsTaken(self):
+        return targetCount(self.cost)

@@ -93,3 +93,9 @@ def test_multi_reports_a_bad_label_of_any_cost_at_its_own_reads():
             cost(pred, target)
             read()
         cost.resetAccumulator()
+
+
+def test_multi_prepare_target_names_the_target_a_cost_refused():
+    cost = Multi(MSE(), CrossEntropy())
+    with pytest.raises(LabelError, match=r"^target\[1\]: CrossEntropy: label 0.5 at index 1 is not an integer"):
+        cost.prepareTarget([np.zeros((2, 1)), np.array([1.0, 0.5])])

@@ -11,12 +11,13 @@ import io
 import numpy as np
 import pytest
 
-from macrobatch.costs import CrossEntropy
+from macrobatch.costs import MSE, CrossEntropy
+from macrobatch.costs.multi import Multi
 from macrobatch.engine import setSeed, toDevice
 from macrobatch.handlers import Calculator, Trainer, Validator
 from macrobatch.handlers.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ProgressBar, progressbar
 from macrobatch.handlers.fit import Fit
-from macrobatch.modules import Activation, Embedder, Flatten, Linear, Sequential
+from macrobatch.modules import Activation, Embedder, Flatten, Graph, Linear, Node, Sequential
 from macrobatch.optimizers import Adam
 
 pytestmark = pytest.mark.cuda
@@ -38,6 +39,10 @@ def model(kind):
     setSeed(0)
     if kind == "embedder":
         return Sequential(Embedder(20, 4), Flatten(), Linear(4 * 5, 3))
+    if kind == "multi":  # a classification and a regression head
+        x = Node()
+        hidden = Node(Activation("relu"), Node(Linear(5, 16), x))
+        return Graph(x, [Node(Linear(16, 3), hidden), Node(Linear(16, 2), hidden)])
     return Sequential(Linear(5, 16), Activation("relu"), Linear(16, 3))
 
 
@@ -47,10 +52,14 @@ def dataset(kind, n):
     if kind == "ignore":
         labels[::7] = -100
     data = rng.integers(0, 20, (n, 5)) if kind == "embedder" else rng.standard_normal((n, 5)).astype(np.float32)
+    if kind == "multi":
+        return data, [labels, rng.standard_normal((n, 2)).astype(np.float32)]
     return data, labels
 
 
 def cost(kind):
+    if kind == "multi":
+        return Multi(CrossEntropy(), MSE())
     return CrossEntropy(ignoreIndex=-100) if kind == "ignore" else CrossEntropy()
 
 
@@ -68,7 +77,8 @@ def walk(call, kind, n, batchsize, macroBatchSize):
     else:
         handler = Calculator(net, batchsize=batchsize)
     if call == "train":
-        data, labels = toDevice(data), toDevice(labels)
+        data = toDevice(data)
+        labels = [toDevice(t) for t in labels] if isinstance(labels, list) else toDevice(labels)
         method = lambda: handler.train(data, labels)  # noqa: E731
     elif call == "calcFromHost":
         method = lambda: handler.calcFromHost(data, macroBatchSize)  # noqa: E731
@@ -79,7 +89,7 @@ def walk(call, kind, n, batchsize, macroBatchSize):
 
 
 CASES = [(call, kind) for call in ("train", "trainFromHost", "validateFromHost", "calcFromHost")
-         for kind in ("plain", "ignore", "embedder")]
+         for kind in ("plain", "ignore", "embedder", "multi")]
 
 
 @pytest.mark.parametrize("call,kind", CASES)
@@ -96,19 +106,22 @@ def test_host_synchronisations_per_macrobatch_are_few(call, kind, syncs):
     assert 0 <= six - two <= 4 * PER_MACROBATCH, f"{(six - two) / 4} host synchronisations per macrobatch"
 
 
-def fitRun(tmp_path, n, batchsize):
-    net = model("plain")
+def fitRun(tmp_path, n, batchsize, kind):
+    net = model(kind)
     optimizer = Adam()
     optimizer.setupOn(net)
-    data, labels = dataset("plain", n)
+    data, labels = dataset(kind, n)
+    valLabels = [t[:60] for t in labels] if kind == "multi" else labels[:60]
     callbacks = [ProgressBar(file=io.StringIO()), CSVLogger(tmp_path / "log.csv"), EarlyStopping("val_loss"),
                  ModelCheckpoint(tmp_path / "ckpt", monitor="val_loss")]
-    fit = Fit(net, CrossEntropy(), optimizer, batchsize=batchsize, macroBatchSize=120, callbacks=callbacks, seed=0)
-    return lambda: fit.run(data, labels, epochs=fit.epoch + 1, valData=data[:60], valTarget=labels[:60])
+    fit = Fit(net, cost(kind), optimizer, batchsize=batchsize, macroBatchSize=120, callbacks=callbacks, seed=0)
+    return lambda: fit.run(data, labels, epochs=fit.epoch + 1, valData=data[:60], valTarget=valLabels)
 
 
-def test_fit_with_the_command_lines_callbacks_makes_no_host_synchronisation_per_batch(tmp_path, monkeypatch, syncs):
+@pytest.mark.parametrize("kind", ["plain", "multi"])
+def test_fit_with_the_command_lines_callbacks_makes_no_host_synchronisation_per_batch(tmp_path, monkeypatch, syncs,
+                                                                                      kind):
     monkeypatch.setattr(progressbar.time, "perf_counter", lambda: 0.0)  # the bar's timed loss reads never fall due
-    few, many = fitRun(tmp_path / "few", 240, 60), fitRun(tmp_path / "many", 240, 10)
+    few, many = fitRun(tmp_path / "few", 240, 60, kind), fitRun(tmp_path / "many", 240, 10, kind)
     few(), many()
     assert syncs(many) == syncs(few)
