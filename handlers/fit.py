@@ -3,6 +3,7 @@
 Built on the handlers: each epoch is one Trainer pass (``trainFromHost`` for host arrays and h5py
 Datasets, ``train`` for device arrays) and, with validation data, one Validator pass.
 """
+import copy
 import json
 import numbers
 import signal
@@ -11,7 +12,7 @@ import time
 
 import numpy
 
-from ..costs.multi import Multi, mapAccumulator
+from ..costs.multi import mapAccumulator
 from ..engine import serialize, setSeed
 from ..engine.backend import isCuda, isDeviceArray, toHost
 from ..engine.communicator import abortOnError
@@ -49,8 +50,7 @@ class Fit:
     takes a list of target arrays (and of validation targets), one per output, with costs.Multi.
     batchsize, macroBatchSize, random: as for Trainer.trainFromHost. callbacks: Callback objects.
     schedule: a learning-rate schedule (optimizers.schedules), stepped after every update and epoch.
-    valCost: the cost the Validator reports (default: a new instance of cost's class; for a Multi, a Multi of
-    new instances of its costs' classes, with its weights); metrics: metric
+    valCost: the cost the Validator reports (default: a copy of cost, its settings included); metrics: metric
     objects for it (costs.metrics). An optimizer wrapped in GradientAccumulation is flushed at the end of
     every epoch, so a last partial group of batches is applied. seed: the base seed; every epoch and every
     macrobatch reseeds all random sources from (seed, epoch[, macrobatch]), so training is reproducible
@@ -291,11 +291,11 @@ class Fit:
 
 
 def validationCost(cost):
-    """A new cost of cost's kind for the Validator, whose accumulator then never touches training's: a Multi
-    gets new instances of its costs' kinds, with the same weights."""
-    if isinstance(cost, Multi):
-        return Multi(*(validationCost(c) for c in cost.costs), weights=cost.weights)
-    return type(cost)()
+    """A copy of cost for the Validator, with the same settings (class weights, ignoreIndex, a Multi's costs and
+    weights) and an accumulator of its own, empty, so that validating never touches training's figures."""
+    copied = copy.deepcopy(cost)
+    copied.resetAccumulator()
+    return copied
 
 
 def predict(mod, data, batchsize=128, macroBatchSize=10000, softmax=False):

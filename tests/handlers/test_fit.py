@@ -13,6 +13,7 @@ from macrobatch.engine import setSeed, toDevice, toHost
 from macrobatch.engine.errors import ModelFileError
 from macrobatch.handlers.callbacks import (CSVLogger, Callback, CurvePlot, EarlyStopping, ModelCheckpoint,
                                            TerminateOnNaN, latestCheckpoint)
+from macrobatch.handlers import Validator
 from macrobatch.handlers.fit import Fit, predict
 from macrobatch.modules import Activation, Linear, Sequential, loadModel
 from macrobatch.optimizers import Adam, MomentumSGD
@@ -240,3 +241,18 @@ def test_default_seed_comes_from_the_engine_generator():
     first = Fit(Linear(2, 2), CrossEntropy(), Adam().setupOn(Linear(2, 2))).seed
     setSeed(11)
     assert Fit(Linear(2, 2), CrossEntropy(), Adam().setupOn(Linear(2, 2))).seed == first
+
+
+def test_the_default_validation_cost_keeps_the_training_costs_settings():
+    x, y = blobs()
+    y[::5] = -100  # ignored rows, in the validation data too
+    setSeed(0)
+    net = Sequential(Linear(8, 16), Activation("relu"), Linear(16, 3))
+    optimizer = Adam(1e-2)
+    optimizer.setupOn(net)
+    cost = CrossEntropy(weights=[1.0, 2.0, 0.5], ignoreIndex=-100)
+    fit = Fit(net, cost, optimizer, batchsize=20, seed=0)
+    history = fit.run(x, y, 1, x[:100], y[:100])
+    reference = Validator(net, CrossEntropy(weights=[1.0, 2.0, 0.5], ignoreIndex=-100), batchsize=20)
+    assert history["val_loss"][0] == pytest.approx(reference.validateFromHost(x[:100], y[:100]), rel=1e-6)
+    assert fit.validator.cost is not cost and fit.validator.cost.ignoreIndex == -100
