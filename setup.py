@@ -3,14 +3,17 @@
 The repository root is the ``macrobatch`` package: ``engine/``, ``modules/``, ``costs/``,
 ``optimizers/``, ``handlers/`` and ``datasets/`` are its subpackages.
 """
+import re
+
 from setuptools import setup
 
-subpackages = ["engine", "modules", "costs", "costs.metrics", "optimizers", "optimizers.schedules", "handlers",
+version = re.search(r'^__version__ = "(.+)"', open("__init__.py", encoding="utf-8").read(), re.M).group(1)
+subpackages = ["cli", "engine", "modules", "costs", "costs.metrics", "optimizers", "optimizers.schedules", "handlers",
                "handlers.callbacks", "datasets"]
 
 setup(
     name="macrobatch",
-    version="0.1.0",
+    version=version,
     description="Handler-based neural network training engine on CuPy arrays, with a NumPy fallback",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -24,9 +27,10 @@ setup(
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],
         "plot": ["matplotlib>=3.5"],
+        "images": ["Pillow>=9"],
         "mpi": ["mpi4py>=4.0", "threadpoolctl>=3.1"],
         "test": ["pytest>=7", "hypothesis>=6"],
-        "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "mpi4py>=4.0",
+        "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "Pillow>=9", "mpi4py>=4.0",
                 "threadpoolctl>=3.1"],
     },
     entry_points={"console_scripts": ["macrobatch=macrobatch.cli:main"]},

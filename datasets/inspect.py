@@ -16,6 +16,7 @@ from ..engine import serialize
 from ..engine.errors import DatasetError, LabelError
 from ..engine.checks import checkPositiveInt
 from ..handlers.hostreader import HostReader
+from .labelstats import LabelStats
 
 maxSampleBlocks = 16
 minSampleBlockRows = 64
@@ -36,6 +37,10 @@ def inspectH5(path, sampleSize=10000, labels=None, chunkBytes=1 << 26):
         ddof 0; min and max are Python ints for integer data), None for non-numeric data;
       nan, inf: counts over all values (None for non-numeric data);
       classes: {label: count} in label order for label datasets, else None;
+      order: for label datasets, {"meanRun", "chanceRun", "sorted", "note"}: the length of the run of one
+        label a sample sits in (averaged over samples), the same in random order, whether runs are far
+        longer than chance (a file sorted by class, whose contiguous macrobatches each hold a few
+        classes) and the warning to print; else None;
       duplicates: {"sample", "rows", "blocks", "count", "fraction"}: count rows of the sample that are
         byte-for-byte copies of an earlier sampled row; None for scalars and label datasets.
     """
@@ -84,7 +89,7 @@ def inspectDataset(ds, name, sampleSize, isLabels, chunkBytes):
     entry = {"name": name, "shape": ds.shape, "dtype": dtypeName(ds.dtype), "chunks": ds.chunks,
              "compression": ds.compression, "compressionOpts": ds.compression_opts,
              "storageBytes": ds.id.get_storage_size(), "numeric": numeric,
-             "stats": None, "nan": None, "inf": None, "classes": None, "duplicates": None}
+             "stats": None, "nan": None, "inf": None, "classes": None, "order": None, "duplicates": None}
     if ds.shape is None:  # an HDF5 "empty" dataset: a type and no dataspace
         return entry
     if numeric:
@@ -93,18 +98,20 @@ def inspectDataset(ds, name, sampleSize, isLabels, chunkBytes):
         else:
             blocks = HostReader([ds], rowSpans([(0, ds.shape[0])], readRows(ds, chunkBytes)), lambda block: block)
         moments = {"count": 0, "mean": 0.0, "m2": 0.0, "min": None, "max": None, "nan": 0, "inf": 0}
-        classes = {}
+        labelStats = LabelStats()
         for block in blocks:
             mergeMoments(moments, blockMoments(block))
             if isLabels:
-                countClasses(classes, block)
+                labelStats.add(block)
         entry["nan"], entry["inf"] = moments["nan"], moments["inf"]
         count = moments["count"]
         entry["stats"] = {"count": count, "min": moments["min"], "max": moments["max"],
                           "mean": moments["mean"] if count else None,
                           "std": math.sqrt(moments["m2"] / count) if count else None}
         if isLabels:
-            entry["classes"] = dict(sorted(classes.items()))
+            entry["classes"] = dict(sorted(labelStats.counts.items()))
+            entry["order"] = {"meanRun": labelStats.meanRun, "chanceRun": labelStats.chanceRun,
+                              "sorted": labelStats.isSorted, "note": labelStats.sortedNote(name)}
     if ds.shape != () and not isLabels:
         entry["duplicates"] = duplicateRows(ds, sampleSize, chunkBytes)
     return entry
@@ -161,12 +168,6 @@ def mergeMoments(total, part):
     total["count"] = count
     total["min"] = part["min"] if total["min"] is None else min(total["min"], part["min"])
     total["max"] = part["max"] if total["max"] is None else max(total["max"], part["max"])
-
-
-def countClasses(classes, block):
-    values, counts = numpy.unique(block, return_counts=True)
-    for value, count in zip(values.tolist(), counts.tolist()):
-        classes[int(value)] = classes.get(int(value), 0) + count
 
 
 def sampleSpans(rows, sampleSize):
@@ -246,6 +247,8 @@ def formatEntry(entry):
             lines.append(f"  NaN {entry['nan']}  Inf {entry['inf']}")
     if entry["classes"]:
         lines.append(formatClasses(entry["classes"]))
+    if entry["order"] and entry["order"]["sorted"]:
+        lines.append(f"  warning: {entry['order']['note']}")
     dup = entry["duplicates"]
     if dup is not None and dup["sample"]:
         where = "all rows" if dup["sample"] == dup["rows"] else \

@@ -68,7 +68,7 @@ def test_train_with_checkpoints_resumes_to_the_same_history_as_a_straight_run(tm
 
 def test_resume_without_checkpoints_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--resume", "--no-progress", "--out", str(tmp_path / "m.h5")]) == 1
-    assert "--resume: no checkpoint" in capsys.readouterr().err
+    assert "--resume needs --checkpoints DIR" in capsys.readouterr().err
 
 
 def test_summary_reads_the_input_shape_from_the_model_file(tmp_path, monkeypatch, capsys):

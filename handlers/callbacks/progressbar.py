@@ -1,4 +1,5 @@
 """ProgressBar: a tqdm bar per epoch with the running loss and samples/s, and a line per epoch."""
+import sys
 import time
 
 from tqdm import tqdm
@@ -8,10 +9,14 @@ from .callback import Callback
 
 class ProgressBar(Callback):
     """The running loss is read at most every refresh seconds and at each macrobatch end: reading it
-    synchronises the GPU, so not on every batch. bar=False prints only the line per epoch."""
+    synchronises the GPU, so not on every batch. bar: "auto" draws the bar only when file (default:
+    stderr) is a terminal, as a log file would get every redraw; True always, False never. The line per
+    epoch is printed either way."""
 
-    def __init__(self, refresh=0.5, bar=True, file=None):
-        self.refresh, self.showBar, self.file = refresh, bar, file
+    def __init__(self, refresh=0.5, bar="auto", file=None):
+        stream = sys.stderr if file is None else file  # tqdm's own default
+        self.refresh, self.file = refresh, file
+        self.showBar = stream.isatty() if bar == "auto" else bool(bar)
         self.bar, self.shown = None, 0.0
 
     def onEpochBegin(self, fit):

@@ -112,7 +112,7 @@ def fitRun(tmp_path, n, batchsize, kind):
     optimizer.setupOn(net)
     data, labels = dataset(kind, n)
     valLabels = [t[:60] for t in labels] if kind == "multi" else labels[:60]
-    callbacks = [ProgressBar(file=io.StringIO()), CSVLogger(tmp_path / "log.csv"), EarlyStopping("val_loss"),
+    callbacks = [ProgressBar(bar=True, file=io.StringIO()), CSVLogger(tmp_path / "log.csv"), EarlyStopping("val_loss"),
                  ModelCheckpoint(tmp_path / "ckpt", monitor="val_loss")]
     fit = Fit(net, cost(kind), optimizer, batchsize=batchsize, macroBatchSize=120, callbacks=callbacks, seed=0)
     return lambda: fit.run(data, labels, epochs=fit.epoch + 1, valData=data[:60], valTarget=valLabels)

@@ -1,0 +1,252 @@
+"""macrobatch train: a classifier trained with trainFromHost on an HDF5 file, resumable from checkpoints."""
+from pathlib import Path
+
+import numpy
+
+from .. import models
+from ..costs.crossentropy import CrossEntropy
+from ..datasets.digits import digitsH5
+from ..datasets.rows import Rows
+from ..engine import backend, serialize, setSeed
+from ..engine.communicator import abortOnError, worldCommunicator
+from ..engine.errors import DatasetError, MacrobatchError
+from ..handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
+from ..handlers.callbacks.modelcheckpoint import checkpointPosition
+from ..handlers.fit import Fit
+from ..optimizers.adagrad import AdaGrad
+from ..optimizers.adam import Adam
+from ..optimizers.adamw import AdamW
+from ..optimizers.clipbyglobalnorm import ClipByGlobalNorm
+from ..optimizers.gradientaccumulation import GradientAccumulation
+from ..optimizers.momentumsgd import MomentumSGD
+from ..optimizers.nesterovsgd import NesterovSGD
+from ..optimizers.rmsprop import RMSProp
+from ..optimizers.schedules import CosineDecay, ReduceOnPlateau, StepDecay
+from ..optimizers.sgd import SGD
+from .arguments import fraction, macroBatchArg, nonNegativeInt, positiveInt
+from .datachecks import checkImages, checkLabels, checkShapes
+from .runconfig import RunConfig, resumeConfig
+
+optimizers = {"sgd": SGD, "momentum": MomentumSGD, "nesterov": NesterovSGD, "adam": Adam, "adamw": AdamW,
+              "rmsprop": RMSProp, "adagrad": AdaGrad}
+
+
+def buildModel(name, inshape, classes):
+    if name == "cnn":
+        checkImages(inshape)
+        return models.smallCNN(inshape, classes)
+    return models.mlp(int(numpy.prod(inshape)), classes)
+
+
+def makeSchedule(name, optimizer, epochs, validated):
+    """The learning-rate schedule --schedule names, or None."""
+    if name == "cosine":
+        return CosineDecay(optimizer, totalSteps=epochs, per="epoch")
+    if name == "step":
+        return StepDecay(optimizer, stepSize=max(1, epochs // 3))
+    if name == "plateau":
+        return ReduceOnPlateau(optimizer, monitor="val_loss" if validated else "loss", patience=2)
+    return None
+
+
+def curvePath(args):
+    return None if args.curve == "none" else args.curve or str(Path(args.out).with_name("curve.png"))
+
+
+def trainCallbacks(args, validated, lead=True):
+    """The callbacks the train command's options ask for; in a data-parallel job those that write
+    (bar, checkpoints, logs, curve) only for the lead process, rank 0. RunConfig comes first, so a
+    checkpoint always holds the run's options in the same place."""
+    monitor = "val_loss" if validated else "loss"
+    if not lead:
+        return [RunConfig(args)] + ([EarlyStopping(monitor, patience=args.patience)] if args.patience else [])
+    callbacks = [RunConfig(args), ProgressBar(bar=False if args.no_progress else "auto")]
+    if args.checkpoints:
+        callbacks.append(ModelCheckpoint(args.checkpoints, keepLast=3, monitor="val_loss" if validated else None,
+                                         everyMacroBatches=args.checkpoint_macrobatches))
+    if args.csv:
+        callbacks.append(CSVLogger(args.csv))
+    if args.patience:
+        callbacks.append(EarlyStopping(monitor, patience=args.patience))
+    if curvePath(args):
+        try:
+            callbacks.append(CurvePlot(curvePath(args)))
+        except ImportError as e:
+            print(f"no training curve: {e}")
+    return callbacks
+
+
+def checkOutputs(args):
+    """Every folder training will write into, proven writable before any data is read (nothing is
+    created yet: a run that fails on its data leaves no empty folders)."""
+    serialize.checkWritable(Path(args.out).parent, "--out folder")
+    if args.checkpoints:
+        serialize.checkWritable(args.checkpoints, "--checkpoints")
+    if args.csv:
+        serialize.checkWritable(Path(args.csv).parent, "--csv folder")
+    if args.curve and args.curve != "none":
+        serialize.checkWritable(Path(args.curve).parent, "--curve folder")
+
+
+def interruptNote(args, fit):
+    """What Ctrl-C left behind and how to go on."""
+    where = (f"stopped in epoch {fit.epoch + 1} of {args.epochs}" if fit.epoch < args.epochs
+             else f"stopped after the last epoch, {args.epochs}")
+    latest = latestCheckpoint(args.checkpoints) if args.checkpoints else None
+    if latest is None:
+        how = ("no checkpoint was written yet" if args.checkpoints else
+               "no checkpoints were written (pass --checkpoints DIR to make a run resumable)")
+        return f"{where}; {how}, {args.out} not saved"
+    done, macroBatches = checkpointPosition(latest)
+    held = f"{done} completed epoch(s)" + (f" and {macroBatches} macrobatch(es) of the next" if macroBatches else "")
+    start = f"macrobatch {macroBatches + 1} of epoch {done + 1}" if macroBatches else f"epoch {done + 1}"
+    return (f"{where}; {latest} holds {held}, {args.out} not saved: run the same command with --resume to "
+            f"continue from {start}")
+
+
+def findResume(args):
+    """The checkpoint --resume continues from, with its options taken into args; checked before any data
+    is read. Returns (path, notes on the options changed) or (None, [])."""
+    if not args.resume:
+        return None, []
+    if not args.checkpoints:
+        raise MacrobatchError("--resume needs --checkpoints DIR, the folder the run wrote its checkpoints into")
+    latest = latestCheckpoint(args.checkpoints)
+    if latest is None:
+        raise MacrobatchError(f"--resume: no checkpoint in {args.checkpoints!r}")
+    return latest, resumeConfig(args, args.given, latest)
+
+
+def splits(f, data, labels, valSplit):
+    """Training data and labels, and the validation and test [data, labels] pairs ([] where absent); with
+    valSplit, validation is the file's last valSplit of samples (the contiguous tail: a read at
+    trainFromHost's speed; shuffle a sorted file first)."""
+    val = [f[k] for k in ("val_data", "val_labels") if k in f]
+    test = [f[k] for k in ("test_data", "test_labels") if k in f]
+    if len(val) == 1 or len(test) == 1:
+        raise DatasetError(f"{f.filename}: 'val_data' and 'val_labels' (and 'test_data' and 'test_labels') go in "
+                           f"pairs; it holds {sorted(f.keys())}")
+    if valSplit:
+        if val:
+            raise DatasetError(f"{f.filename} already holds 'val_data'; drop --val-split")
+        size = data.shape[0]
+        cut = size - max(1, round(size * valSplit))
+        if cut < 1:
+            raise DatasetError(f"--val-split {valSplit} leaves no training samples of {size}")
+        val = [Rows(data, cut, size), Rows(labels, cut, size)]
+        data, labels = Rows(data, 0, cut), Rows(labels, 0, cut)
+    return data, labels, val, test
+
+
+def train(args):
+    """Train a model; under mpiexec with several processes, data-parallel (rank 0 writes and prints, a
+    failing process stops the job)."""
+    comm = worldCommunicator()
+    with abortOnError(comm):
+        trainOn(args, comm)
+
+
+def trainOn(args, comm):
+    lead = comm is None or comm.rank == 0
+    say = print if lead else lambda *args: None
+    latest, resumeNotes = findResume(args)
+    setSeed(args.seed)
+    if lead:  # the only writer; two processes checking one new folder would remove it under each other
+        checkOutputs(args)
+    path = Path(args.data) if args.data else digitsH5()
+    with serialize.openH5(path) as f:
+        data, labels, val, test = splits(f, serialize.getDataset(f, "data"), serialize.getDataset(f, "labels"),
+                                         args.val_split)
+        checkShapes(data, {name: split[0] for name, split in (("val_data", val), ("test_data", test)) if split})
+        classes, warnings = checkLabels(labels, {name: split[1] for name, split in
+                                                 (("val_labels", val), ("test_labels", test)) if split})
+        model = buildModel(args.model, data.shape[1:], classes)
+        optimizer = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
+        if args.clip_norm:
+            optimizer.addHook(ClipByGlobalNorm(args.clip_norm))
+        if args.accumulate > 1:
+            optimizer = GradientAccumulation(optimizer, args.accumulate)
+        optimizer.setupOn(model)
+        processes = "" if comm is None else f", {comm.size} processes"
+        say(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {classes} classes), "
+            f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}{processes}")
+        for note in warnings:
+            say(f"warning: {note}")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        callbacks = trainCallbacks(args, bool(val), lead)
+        fit = Fit(model, CrossEntropy(), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
+                  callbacks=callbacks, seed=args.seed, comm=comm, syncBatchNorm=args.sync_batchnorm,
+                  reduceDtype=None if args.reduce_dtype == "float32" else args.reduce_dtype,
+                  schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
+        if latest is not None:
+            fit.resume(latest)
+            inside = f" and {fit.position} macrobatch(es) of epoch {fit.epoch + 1}" if fit.position else ""
+            say(f"resumed from {latest} after epoch {fit.epoch}{inside}, with the run's options")
+            for note in resumeNotes:
+                say(f"resume: {note}")
+            if fit.epoch >= args.epochs:
+                say(f"the run has its {fit.epoch} epochs already; give --epochs N above {fit.epoch} to train more")
+        try:
+            fit.run(data, labels, args.epochs, *val)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(interruptNote(args, fit)) from None
+        if lead:
+            model.save(args.out, inputShape=data.shape[1:])
+        final, split = (test, "test") if test else (val, "validation") if val else ([data, labels], "training")
+        validator = fit.validator
+        validator.validateFromHost(*final, macroBatchSize=args.macrobatch)
+        say(f"{split} accuracy {validator.metrics['accuracy']:.4f} (loss {validator.metrics['error']:.4f})")
+        say(f"saved the model: {args.out}")
+        written = [("training curve", c.path) for c in callbacks if isinstance(c, CurvePlot)] + \
+            [("per-epoch log", args.csv)] * bool(args.csv) + [("checkpoints", args.checkpoints)] * bool(args.checkpoints)
+        for what, where in written:
+            say(f"saved the {what}: {where}")
+
+
+def addParser(sub):
+    t = sub.add_parser("train", help="train a classifier on an HDF5 file (default: a CNN on the bundled digits)",
+                       description="Train a classifier with trainFromHost: the data is read from the HDF5 file in "
+                                   "contiguous macrobatches, so it may be larger than memory.",
+                       allow_abbrev=False)
+    t.add_argument("--data", help="HDF5 file with datasets 'data' and integer 'labels' (optional 'val_data'/"
+                                  "'val_labels', 'test_data'/'test_labels'; macrobatch convert makes one); "
+                                  "default: the bundled digits")
+    t.add_argument("--model", choices=["cnn", "mlp"], default="cnn", help="cnn for (N, C, H, W) images, mlp for any")
+    t.add_argument("--epochs", type=positiveInt, default=15, help="epochs to train (in all, counting a resumed run's)")
+    t.add_argument("--batchsize", type=positiveInt, default=32, help="samples per training step")
+    t.add_argument("--macrobatch", type=macroBatchArg, default=10000,
+                   help="samples per macrobatch moved to the device at once, or 'auto': the most that fit in free "
+                        "device memory (RAM on the CPU) beside the model's work for one batch")
+    t.add_argument("--optimizer", choices=sorted(optimizers), default="adam", help="the update rule")
+    t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's own, 1e-3 for adam)")
+    t.add_argument("--clip-norm", type=float, default=0.0, help="clip gradients to this global L2 norm (0: off)")
+    t.add_argument("--accumulate", type=positiveInt, default=1,
+                   help="update once every K batches, on their mean gradient")
+    t.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
+                   help="learning-rate schedule: cosine decay over --epochs, step (x0.1 every third of --epochs) "
+                        "or reduce-on-plateau of the validation loss")
+    t.add_argument("--val-split", type=fraction, metavar="FRACTION",
+                   help="validate on the file's last FRACTION of samples, for a file with no 'val_data' "
+                        "(shuffle a sorted file first: macrobatch convert --shuffle)")
+    t.add_argument("--out", default="runs/model.h5", help="where to save the trained model")
+    t.add_argument("--seed", type=int, default=0, help="seed of every random source of the run")
+    t.add_argument("--checkpoints", metavar="DIR", help="write a resumable checkpoint every epoch into DIR (last 3 "
+                                                       "kept, best.h5 the best model by validation loss)")
+    t.add_argument("--checkpoint-macrobatches", type=positiveInt, metavar="N",
+                   help="also checkpoint every N macrobatches inside an epoch (long epochs)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run whose newest checkpoint is in --checkpoints, with its options (a "
+                        "contradicting option is refused; --epochs, --out, --curve may change)")
+    t.add_argument("--csv", metavar="FILE", help="log every epoch's figures to a CSV file")
+    t.add_argument("--patience", type=nonNegativeInt, default=0,
+                   help="stop after this many epochs without improvement (0: never)")
+    t.add_argument("--curve", help="training-curve PNG (default: curve.png beside --out; needs macrobatch[plot]; "
+                                   "'none': off)")
+    t.add_argument("--sync-batchnorm", action="store_true",
+                   help="under mpiexec: BatchNorm statistics over all processes' batches (default: per process)")
+    t.add_argument("--reduce-dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="under mpiexec: the dtype gradients are summed in across processes")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar, only a line per epoch (the bar is drawn only on a terminal anyway)")
+    t.set_defaults(run=train)
+    return t
