@@ -13,6 +13,7 @@ is per host thread: the reader thread's own would be GPU 0 whatever device the p
 buffers that do not fit raise DeviceMemoryError, which names the largest macroBatchSize that would.
 """
 import os
+from contextlib import contextmanager
 
 import numpy
 
@@ -125,6 +126,22 @@ def deviceMemoryError(macroBatchSize, sampleBytes, freeBytes):
         f"macroBatchSize {macroBatchSize} does not fit in device memory: its {SLOTS} upload buffers need "
         f"{gib(needBytes)} ({SLOTS} x {macroBatchSize} samples x {sampleBytes} bytes), but {gib(freeBytes)} "
         f"is free. {advice}")
+
+
+@contextmanager
+def batchMemoryAdvice(batchsize, macroBatchSize):
+    """Turns CuPy's OutOfMemoryError in the batches of a macrobatch into a DeviceMemoryError that says what
+    to lower: the batch's own work did not fit beside the resident macrobatch."""
+    try:
+        yield
+    except _outOfMemory as error:
+        raise DeviceMemoryError(
+            f"device memory ran out in a batch of {batchsize} samples, with a macrobatch of {macroBatchSize} samples "
+            "resident; lower batchsize or macroBatchSize, or pass macroBatchSize='auto', which leaves room for one "
+            f"batch of the model ({error})") from error
+
+
+_outOfMemory = (xp.cuda.memory.OutOfMemoryError,) if isCuda else ()
 
 
 def freeMemoryBytes():

@@ -13,7 +13,7 @@ from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype, hostCastable
 from ..engine.errors import DatasetError, DtypeError, NonFiniteError, ReadError, ShapeError
 from ..engine.random import hostRng, permutation
-from ..engine.transfer import Uploader
+from ..engine.transfer import Uploader, batchMemoryAdvice
 from .hostreader import HostReader
 from .macrobatchsize import autoMacroBatchSize
 
@@ -136,21 +136,23 @@ class Handler:
             self.onMacroBatchBegin(self, index)
         size = data.shape[0]
         perm = permutation(size) if random else None
-        for start in range(0, size, self.batchsize):
-            stop = min(start + self.batchsize, size)
-            if perm is None:
-                batch = [data[start:stop], eachTarget(target, lambda ary, key: ary[start:stop])]
-            else:
-                idx = perm[start:stop]
-                batch = [self.gather(data, idx, "data"), eachTarget(target, lambda ary, key: self.gather(ary, idx, key))]
-            self.state = {"batch": self.currBatch, "totalBatches": self.totalBatches,
-                          "macroBatch": index, "totalMacroBatches": self.totalMacroBatches,
-                          "macroBatchOffset": offset, "macroBatchSize": size, "totalSamples": self.totalSamples,
-                          "start": start, "size": stop - start}
-            self.handleBatch(batch, self.currBatch, self.state)
-            if self.onBatchFinish is not None:
-                self.onBatchFinish(self)
-            self.currBatch += 1
+        with batchMemoryAdvice(self.batchsize, size):
+            for start in range(0, size, self.batchsize):
+                stop = min(start + self.batchsize, size)
+                if perm is None:
+                    batch = [data[start:stop], eachTarget(target, lambda ary, key: ary[start:stop])]
+                else:
+                    idx = perm[start:stop]
+                    batch = [self.gather(data, idx, "data"),
+                             eachTarget(target, lambda ary, key: self.gather(ary, idx, key))]
+                self.state = {"batch": self.currBatch, "totalBatches": self.totalBatches,
+                              "macroBatch": index, "totalMacroBatches": self.totalMacroBatches,
+                              "macroBatchOffset": offset, "macroBatchSize": size, "totalSamples": self.totalSamples,
+                              "start": start, "size": stop - start}
+                self.handleBatch(batch, self.currBatch, self.state)
+                if self.onBatchFinish is not None:
+                    self.onBatchFinish(self)
+                self.currBatch += 1
         self.finishMacroBatch()
 
     def finishMacroBatch(self):

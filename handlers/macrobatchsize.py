@@ -9,6 +9,8 @@ forward pass on a batch of zeros (eval mode, so that no running statistic moves 
 drawn). Of the memory free now (device memory plus CuPy's pooled free blocks, or available RAM), only
 ``safety`` of it is planned with: allocator fragmentation, cuBLAS workspaces and other processes need room.
 """
+import gc
+
 import numpy
 
 from ..costs.multi import targetArrays
@@ -27,6 +29,7 @@ def autoMacroBatchSize(mod, batchsize, dataDtype, data, target=None, say=print):
     sampleBytes = numpy.dtype(dataDtype).itemsize * _perSample(data)
     for ary in targetArrays(target):  # uploaded in the cost's dtype: at most 8 bytes per value (int64 / float64)
         sampleBytes += max(numpy.dtype(ary.dtype).itemsize, 4) * _perSample(ary)
+    gc.collect()  # arrays kept only by garbage cycles (the traceback of an earlier failure, say) are free too
     work = batchWorkBytes(mod, (batchsize,) + tuple(data.shape[1:]), dataDtype)
     copies = SLOTS if isCuda else hostCopies
     free = freeMemoryBytes() + _pooledFreeBytes()

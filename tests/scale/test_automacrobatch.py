@@ -102,10 +102,11 @@ optimizer.setupOn(net)
 data = np.random.default_rng(0).standard_normal((16000, 1, 28, 28)).astype(np.float32)  # 48 MiB
 labels = np.zeros(16000, np.int64)
 trainer = Trainer(net, CrossEntropy(), optimizer, batchsize=128)
-try:
-    trainer.trainFromHost(data, labels, macroBatchSize=16000)  # one buffer is the whole device
-except DeviceMemoryError:
-    print("16000: DeviceMemoryError")
+for size in (16000, 8000):  # one buffer is the whole device; one fits, but leaves too little for a batch
+    try:
+        trainer.trainFromHost(data, labels, macroBatchSize=size)
+    except DeviceMemoryError as error:
+        print(size, "DeviceMemoryError:", str(error)[:60])
 trainer.trainFromHost(data, labels, macroBatchSize="auto")
 print("auto trained in", trainer.totalMacroBatches, "macrobatches")
 """
@@ -119,5 +120,7 @@ def test_auto_trains_within_a_small_device_where_a_fixed_size_does_not_fit():
         pytest.skip("sets the device's capacity through cudasim (CUDASIM_DEVICE_BYTES)")
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
-    assert lines[0] == "16000: DeviceMemoryError" and lines[-1].startswith("auto trained in")
+    assert lines[0].startswith("16000 DeviceMemoryError: macroBatchSize 16000 does not fit in device memory")
+    assert lines[1].startswith("8000 DeviceMemoryError: device memory ran out in a batch of 128 samples")
+    assert lines[-1].startswith("auto trained in")
     assert int(lines[-1].split()[3]) > 1
