@@ -29,27 +29,28 @@ def checkImages(shape):
                          f"{tuple(shape)}, read as (C, H, W)); use --model mlp")
 
 
-def checkLabels(labels, splits):
-    """The class count for labels and the split labels ({name: labels}); refuses labels that are not
-    class indices, a label range far wider than the classes that occur, and split classes never seen in
-    training. Returns (classes, notes): notes are warnings to print (labels in long runs of one class)."""
-    train = labelStats(labels, "labels")
-    stats = {name: labelStats(ary, name) for name, ary in splits.items()}
+def checkLabels(labels, splits, name="labels"):
+    """The class count for labels (the target called name) and the split labels ({split name: labels});
+    refuses labels that are not class indices, a label range far wider than the classes that occur, and
+    split classes never seen in training. Returns (classes, notes): notes are warnings to print (labels in
+    long runs of one class)."""
+    train = labelStats(labels, name)
+    stats = {split: labelStats(ary, split) for split, ary in splits.items()}
     occurring = set(train.counts)
     classes = 1 + max(max(s.counts, default=0) for s in (train, *stats.values()))
     if classes > 2 * len(occurring) and classes - len(occurring) >= sparseLabels:
         shown = sorted(occurring)[:10]
-        raise LabelError(f"labels range over 0..{classes - 1}, which makes {classes} classes, but only "
+        raise LabelError(f"{name} range over 0..{classes - 1}, which makes {classes} classes, but only "
                          f"{len(occurring)} occur ({shown}{' ...' if len(occurring) > 10 else ''}); map them to "
                          "0..K-1: numpy.unique(labels, return_inverse=True)[1]")
-    for name, s in stats.items():
+    for split, s in stats.items():
         unseen = sorted(set(s.counts) - occurring)
         if unseen:
             count = sum(s.counts[k] for k in unseen)
             sortedHint = " (is the file sorted by class and split at the end?)" if train.isSorted else ""
-            raise LabelError(f"{name} holds classes that never occur in training: {unseen[:10]}"
+            raise LabelError(f"{split} holds classes that never occur in training: {unseen[:10]}"
                              f"{' ...' if len(unseen) > 10 else ''} ({count} samples); the model cannot learn "
                              f"them{sortedHint}. Make the splits from shuffled data: macrobatch convert FILE "
                              "--shuffle --val 0.1 --test 0.1 --out new.h5")
-    notes = [train.sortedNote("the training labels")] if train.isSorted else []
+    notes = [train.sortedNote(f"the training {name}")] if train.isSorted else []
     return classes, notes

@@ -1,10 +1,13 @@
-"""macrobatch predict: a saved model's class probabilities (or raw scores) for an HDF5 dataset."""
+"""macrobatch predict: a saved model's class probabilities (or raw scores) for an HDF5 dataset; for a model
+trained on several targets, each head's."""
 from pathlib import Path
 
 from ..engine import serialize
 from ..engine.errors import ShapeError
 from ..handlers import fit
+from ..models import outputHeads
 from ..modules.module import loadModel, savedInputShape
+from ..modules.softmax import SoftMax
 from .arguments import macroBatchArg, positiveInt
 
 
@@ -20,11 +23,14 @@ def checkInputShape(modelPath, data, name):
 def predict(args):
     model = loadModel(args.model)
     out = Path(args.out) if args.out else Path(args.data).with_suffix(".pred.h5")
+    heads = outputHeads(model)
     with serialize.openH5(args.data) as f:
         data = serialize.getDataset(f, args.dataset)
         checkInputShape(args.model, data, args.dataset)
         outputs = fit.predict(model, data, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
-                              softmax=not args.logits)
+                              softmax=not args.logits and heads is None)
+    if heads is not None:
+        return predictHeads(args, out, heads, outputs)
     classify = outputs.ndim == 2
     with serialize.atomicH5(out) as f:
         f.create_dataset("outputs", data=outputs)
@@ -35,11 +41,35 @@ def predict(args):
     print(f"wrote {out}: outputs {outputs.shape}, {kind}" + (", labels (argmax)" if classify else ""))
 
 
+def predictHeads(args, out, heads, outputs):
+    """The outputs of a model with several: 'outputs', 'outputs_1', ... in the heads' order, each naming
+    its target (a model train built for several targets); a classifier head's class probabilities
+    (--logits: raw scores) with its argmax as 'labels', 'labels_1', ..., other heads' values as they are."""
+    written = []
+    with serialize.atomicH5(out) as f:
+        for i, ((kind, target), values) in enumerate(zip(heads, outputs)):
+            name, classify = "outputs" + (f"_{i}" if i else ""), kind == "classes"
+            if classify and not args.logits:
+                values = fit.predict(SoftMax(), values, batchsize=args.batchsize, macroBatchSize=args.macrobatch)
+            what = "logits" if classify and args.logits else "probabilities" if classify else "values"
+            f.create_dataset(name, data=values)
+            f[name].attrs["kind"] = what
+            if target is not None:
+                f[name].attrs["target"] = target
+            if classify:
+                f.create_dataset(name.replace("outputs", "labels"), data=values.argmax(axis=1))
+            written.append(f"{name} {values.shape} {what}" + (f" of {target}" if target else "")
+                           + (f", {name.replace('outputs', 'labels')} (argmax)" if classify else ""))
+    print(f"wrote {out}: " + "; ".join(written))
+
+
 def addParser(sub):
     r = sub.add_parser("predict", help="write a saved model's class probabilities for an HDF5 dataset",
                        description="Rebuild the network from the model file alone and write its outputs for every "
                                    "sample: 'outputs', the class probabilities (softmax; --logits for the raw "
-                                   "scores), and 'labels', the most likely class.")
+                                   "scores), and 'labels', the most likely class. A model trained on several targets "
+                                   "writes 'outputs', 'outputs_1', ... one per head, with 'labels', 'labels_1', ... "
+                                   "for its classifier heads (a regression head's values as they are).")
     r.add_argument("model", help="model file written by training (Module.save)")
     r.add_argument("data", help="HDF5 file holding the inputs")
     r.add_argument("--dataset", default="data", help="name of the input dataset in the file")

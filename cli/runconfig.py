@@ -8,9 +8,10 @@ from ..engine import serialize
 from ..engine.errors import ModelFileError
 from ..handlers.callbacks.callback import Callback
 
-# the options a run is made of; paths are stored absolute, so a resume from another folder still matches
-keys = ("data", "model", "batchsize", "macrobatch", "optimizer", "lr", "clip_norm", "accumulate", "schedule",
-        "seed", "csv", "patience", "val_split", "sync_batchnorm", "reduce_dtype", "epochs", "out", "curve",
+# the options a run is made of, and the target datasets it found in the file (targets, checked by
+# checkTargets); paths are stored absolute, so a resume from another folder still matches
+keys = ("data", "labels", "targets", "model", "batchsize", "macrobatch", "optimizer", "lr", "clip_norm", "accumulate",
+        "schedule", "seed", "csv", "patience", "val_split", "sync_batchnorm", "reduce_dtype", "epochs", "out", "curve",
         "checkpoints", "checkpoint_macrobatches")
 paths = {"data", "csv", "out", "curve", "checkpoints"}
 # options a resumed run may change, well defined: where things are written, and how far to train
@@ -72,3 +73,13 @@ def resumeConfig(args, given, path):
                                  f"{flag(key)} {normalized(key, now)}{why}; leave {flag(key)} out to continue the "
                                  "run, or start a new run with another --checkpoints folder")
     return notes
+
+
+def checkTargets(args, names, path):
+    """Take the target datasets found in the file (names) into args, for RunConfig; refused where the run
+    resumed from the checkpoint at path trained on others (args.targets, read back by resumeConfig)."""
+    if args.targets is not None and args.targets != names:
+        raise ModelFileError(f"--resume: {path} continues a run on the targets {args.targets}, but the data file now "
+                             f"gives {names}; restore the file's target datasets (or name them: --labels), or "
+                             "start a new run with another --checkpoints folder")
+    args.targets = names

@@ -1,15 +1,17 @@
-"""macrobatch train: a classifier trained with trainFromHost on an HDF5 file, resumable from checkpoints."""
+"""macrobatch train: a classifier (or a head per target, for several) trained with trainFromHost on an HDF5
+file, resumable from checkpoints."""
 from pathlib import Path
 
 import numpy
 
 from .. import models
 from ..costs.crossentropy import CrossEntropy
+from ..costs.mse import MSE
+from ..costs.multi import Multi
 from ..datasets.digits import digitsH5
-from ..datasets.rows import Rows
 from ..engine import backend, serialize, setSeed
 from ..engine.communicator import abortOnError, worldCommunicator
-from ..engine.errors import DatasetError, MacrobatchError
+from ..engine.errors import MacrobatchError
 from ..handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
 from ..handlers.callbacks.modelcheckpoint import checkpointPosition
 from ..handlers.fit import Fit
@@ -24,18 +26,44 @@ from ..optimizers.rmsprop import RMSProp
 from ..optimizers.schedules import CosineDecay, ReduceOnPlateau, StepDecay
 from ..optimizers.sgd import SGD
 from .arguments import fraction, macroBatchArg, nonNegativeInt, positiveInt
-from .datachecks import checkImages, checkLabels, checkShapes
-from .runconfig import RunConfig, resumeConfig
+from .datachecks import checkImages, checkShapes
+from .runconfig import RunConfig, checkTargets, resumeConfig
+from .targets import describeHeads, readSplits, targetHeads, targetNames
 
 optimizers = {"sgd": SGD, "momentum": MomentumSGD, "nesterov": NesterovSGD, "adam": Adam, "adamw": AdamW,
               "rmsprop": RMSProp, "adagrad": AdaGrad}
 
 
-def buildModel(name, inshape, classes):
+def buildModel(name, inshape, heads):
+    """The --model network: a classifier for one target; for several, its trunk with a head per target."""
     if name == "cnn":
         checkImages(inshape)
-        return models.smallCNN(inshape, classes)
-    return models.mlp(int(numpy.prod(inshape)), classes)
+    if len(heads) == 1:
+        classes = heads[0][1]
+        return models.smallCNN(inshape, classes) if name == "cnn" else models.mlp(int(numpy.prod(inshape)), classes)
+    trunk, features = models.cnnTrunk(inshape) if name == "cnn" else models.mlpTrunk(int(numpy.prod(inshape)))
+    return models.multiHead(trunk, features, heads)
+
+
+def buildCost(heads):
+    """CrossEntropy for one target; for several, Multi of CrossEntropy per class target, MSE per float one."""
+    if len(heads) == 1:
+        return CrossEntropy()
+    return Multi(*(CrossEntropy() if classes else MSE() for _, classes, _ in heads))
+
+
+def dataAndTarget(split):
+    """[data, target] of a split: the one target array, or the list of them for several targets."""
+    return [split[0], split[1] if len(split) == 2 else split[1:]]
+
+
+def figures(metrics, heads):
+    """The final validation's figures: accuracy and loss, and each head's for several targets."""
+    if len(heads) == 1:
+        return f"accuracy {metrics['accuracy']:.4f} (loss {metrics['error']:.4f})"
+    each = [f"{name} accuracy {metrics[f'{i}.accuracy']:.4f} (loss {metrics[f'{i}.error']:.4f})" if classes
+            else f"{name} mse {metrics[f'{i}.error']:.4g}" for i, (name, classes, _) in enumerate(heads)]
+    return f"loss {metrics['error']:.4f}: " + ", ".join(each)
 
 
 def makeSchedule(name, optimizer, epochs, validated):
@@ -117,27 +145,6 @@ def findResume(args):
     return latest, resumeConfig(args, args.given, latest)
 
 
-def splits(f, data, labels, valSplit):
-    """Training data and labels, and the validation and test [data, labels] pairs ([] where absent); with
-    valSplit, validation is the file's last valSplit of samples (the contiguous tail: a read at
-    trainFromHost's speed; shuffle a sorted file first)."""
-    val = [f[k] for k in ("val_data", "val_labels") if k in f]
-    test = [f[k] for k in ("test_data", "test_labels") if k in f]
-    if len(val) == 1 or len(test) == 1:
-        raise DatasetError(f"{f.filename}: 'val_data' and 'val_labels' (and 'test_data' and 'test_labels') go in "
-                           f"pairs; it holds {sorted(f.keys())}")
-    if valSplit:
-        if val:
-            raise DatasetError(f"{f.filename} already holds 'val_data'; drop --val-split")
-        size = data.shape[0]
-        cut = size - max(1, round(size * valSplit))
-        if cut < 1:
-            raise DatasetError(f"--val-split {valSplit} leaves no training samples of {size}")
-        val = [Rows(data, cut, size), Rows(labels, cut, size)]
-        data, labels = Rows(data, 0, cut), Rows(labels, 0, cut)
-    return data, labels, val, test
-
-
 def train(args):
     """Train a model; under mpiexec with several processes, data-parallel (rank 0 writes and prints, a
     failing process stops the job)."""
@@ -155,12 +162,14 @@ def trainOn(args, comm):
         checkOutputs(args)
     path = Path(args.data) if args.data else digitsH5()
     with serialize.openH5(path) as f:
-        data, labels, val, test = splits(f, serialize.getDataset(f, "data"), serialize.getDataset(f, "labels"),
-                                         args.val_split)
-        checkShapes(data, {name: split[0] for name, split in (("val_data", val), ("test_data", test)) if split})
-        classes, warnings = checkLabels(labels, {name: split[1] for name, split in
-                                                 (("val_labels", val), ("test_labels", test)) if split})
-        model = buildModel(args.model, data.shape[1:], classes)
+        data = serialize.getDataset(f, "data")
+        names = targetNames(f, args.labels)
+        checkTargets(args, names, latest)
+        found = readSplits(f, data, names, args.val_split)
+        data = found["training"][0]
+        checkShapes(data, {f"{prefix}_data": split[0] for prefix, split in found.items() if prefix != "training"})
+        heads, warnings = targetHeads(names, found)
+        model = buildModel(args.model, data.shape[1:], heads)
         optimizer = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
         if args.clip_norm:
             optimizer.addHook(ClipByGlobalNorm(args.clip_norm))
@@ -168,13 +177,15 @@ def trainOn(args, comm):
             optimizer = GradientAccumulation(optimizer, args.accumulate)
         optimizer.setupOn(model)
         processes = "" if comm is None else f", {comm.size} processes"
-        say(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {classes} classes), "
+        held = f"{heads[0][1]} classes" if len(heads) == 1 else f"targets {describeHeads(heads)}"
+        say(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {held}), "
             f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}{processes}")
         for note in warnings:
             say(f"warning: {note}")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        val, test = (dataAndTarget(found[k]) if k in found else [] for k in ("val", "test"))
         callbacks = trainCallbacks(args, bool(val), lead)
-        fit = Fit(model, CrossEntropy(), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
+        fit = Fit(model, buildCost(heads), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
                   callbacks=callbacks, seed=args.seed, comm=comm, syncBatchNorm=args.sync_batchnorm,
                   reduceDtype=None if args.reduce_dtype == "float32" else args.reduce_dtype,
                   schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
@@ -187,15 +198,16 @@ def trainOn(args, comm):
             if fit.epoch >= args.epochs:
                 say(f"the run has its {fit.epoch} epochs already; give --epochs N above {fit.epoch} to train more")
         try:
-            fit.run(data, labels, args.epochs, *val)
+            fit.run(*dataAndTarget(found["training"]), args.epochs, *val)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(interruptNote(args, fit)) from None
         if lead:
             model.save(args.out, inputShape=data.shape[1:])
-        final, split = (test, "test") if test else (val, "validation") if val else ([data, labels], "training")
+        final, split = ((test, "test") if test else (val, "validation") if val else
+                        (dataAndTarget(found["training"]), "training"))
         validator = fit.validator
         validator.validateFromHost(*final, macroBatchSize=args.macrobatch)
-        say(f"{split} accuracy {validator.metrics['accuracy']:.4f} (loss {validator.metrics['error']:.4f})")
+        say(f"{split} {figures(validator.metrics, heads)}")
         say(f"saved the model: {args.out}")
         written = [("training curve", c.path) for c in callbacks if isinstance(c, CurvePlot)] + \
             [("per-epoch log", args.csv)] * bool(args.csv) + [("checkpoints", args.checkpoints)] * bool(args.checkpoints)
@@ -206,11 +218,16 @@ def trainOn(args, comm):
 def addParser(sub):
     t = sub.add_parser("train", help="train a classifier on an HDF5 file (default: a CNN on the bundled digits)",
                        description="Train a classifier with trainFromHost: the data is read from the HDF5 file in "
-                                   "contiguous macrobatches, so it may be larger than memory.",
+                                   "contiguous macrobatches, so it may be larger than memory. A file of several "
+                                   "targets trains a head per target (classes or values) on one trunk.",
                        allow_abbrev=False)
     t.add_argument("--data", help="HDF5 file with datasets 'data' and integer 'labels' (optional 'val_data'/"
                                   "'val_labels', 'test_data'/'test_labels'; macrobatch convert makes one); "
-                                  "default: the bundled digits")
+                                  "default: the bundled digits. Several targets: 'labels_1', 'labels_2', ... "
+                                  "beside 'labels' (and 'val_labels_1', ...) train one head each on a shared trunk")
+    t.add_argument("--labels", metavar="NAMES",
+                   help="the target datasets, comma-separated (e.g. labels,age; default: labels, labels_1, ... as "
+                        "the file holds them); integer ones are classes, float ones values (a regression head)")
     t.add_argument("--model", choices=["cnn", "mlp"], default="cnn", help="cnn for (N, C, H, W) images, mlp for any")
     t.add_argument("--epochs", type=positiveInt, default=15, help="epochs to train (in all, counting a resumed run's)")
     t.add_argument("--batchsize", type=positiveInt, default=32, help="samples per training step")
@@ -248,5 +265,5 @@ def addParser(sub):
                    help="under mpiexec: the dtype gradients are summed in across processes")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar, only a line per epoch (the bar is drawn only on a terminal anyway)")
-    t.set_defaults(run=train)
+    t.set_defaults(run=train, targets=None)  # targets: the datasets found, stored for --resume
     return t
