@@ -7,6 +7,7 @@ from .clipbyglobalnorm import ClipByGlobalNorm
 from .clipbyvalue import ClipByValue
 from .gradientaccumulation import GradientAccumulation
 from .lars import LARS
+from .lossscaler import LossScaler
 from .momentumsgd import MomentumSGD
 from .nesterovsgd import NesterovSGD
 from .optimizer import Optimizer
