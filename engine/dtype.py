@@ -18,3 +18,10 @@ def hostCastable(srcDtype, dstDtype):
     floats to any float, booleans and integers to float (values are exact up to 2**24 in float32)."""
     src = numpy.dtype(srcDtype)
     return src.kind in "fbiu" and numpy.dtype(dstDtype).kind == "f"
+
+
+def statDtype(dtype):
+    """The dtype that modules take long sums and statistics of data of this dtype in: float32 for
+    float16 data, whose 11-bit mantissa loses a long sum and whose range (65504) overflows a sum of
+    squares, else the data's own dtype."""
+    return numpy.promote_types(dtype, numpy.float32)

@@ -2,6 +2,7 @@
 import numpy
 
 from ..engine.backend import isCuda, xp
+from ..engine.dtype import statDtype
 from ..engine.im2col import offsetViews
 from ..engine.kernels import ElementwiseKernel
 from .globalavgpool import GlobalAvgPool
@@ -10,6 +11,10 @@ from .poolnd import PoolND, cropSpatial, geometryParams, padSpatial, windowPream
 # the divisor of a window along one axis, as torch counts it: the window clipped to the padded input
 # (ceil mode's last windows reach beyond it), or with countIncludePad false to the input itself
 countPreamble = windowPreamble + """
+// the type a window's sum accumulates in: float for float16 (statDtype), else T itself
+template <typename T> struct Accumulator { typedef T type; };
+template <> struct Accumulator<float16> { typedef float type; };
+
 __device__ int axisCount(int start, int size, int n, int pad, int includePad) {
     int end = min(start + size, n + pad);
     return includePad ? end - start : min(end, n) - max(start, 0);
@@ -31,23 +36,25 @@ class AvgPoolND(PoolND):
     of the padded input (True) or of the input (False), as torch does. On the CPU the divisors are
     one small array over the output positions (an outer product of one vector per axis), and a window
     covering the whole unpadded input (global average pooling) takes one matrix-vector product.
+    Precision: for float16 data the window sums and divisors are float32 (engine.dtype.statDtype), so a large
+    window neither loses the 11-bit mantissa nor overflows float16's range; each output is rounded once.
     """
 
     forwardKernel = ElementwiseKernel(
         "raw T x, int32 includePad, " + geometryParams, "T y",
         """
         Window w = windowOf(i, GEOMETRY);
-        T acc = (T)0;
+        Accumulator<T>::type acc = 0;
         FOR_WINDOW(w) acc += x[w.plane + ((ptrdiff_t)d * H + r) * W + c];
-        y = acc / (T)windowDivisor(w.od, w.oh, w.ow, includePad, GEOMETRY);
+        y = (T)(acc / windowDivisor(w.od, w.oh, w.ow, includePad, GEOMETRY));
         """,
         "macrobatch_avgpool", preamble=countPreamble)
 
     backwardKernel = ElementwiseKernel(
         "raw T gy, int32 includePad, " + geometryParams, "T gx",
-        "Cover v = coverOf(i, GEOMETRY); T acc = (T)0; "
+        "Cover v = coverOf(i, GEOMETRY); Accumulator<T>::type acc = 0; "
         "FOR_COVER(v) acc += gy[v.plane + ((ptrdiff_t)od * OH + oh) * OW + ow] "
-        "/ (T)windowDivisor(od, oh, ow, includePad, GEOMETRY); gx = acc;",
+        "/ (Accumulator<T>::type)windowDivisor(od, oh, ow, includePad, GEOMETRY); gx = (T)acc;",
         "macrobatch_avgpool_grad", preamble=countPreamble)
 
     def __init__(self, size=2, stride=None, pad=0, ceilMode=False, countIncludePad=True, name=None):
@@ -91,17 +98,20 @@ class AvgPoolND(PoolND):
         image = padSpatial(data, self.pad, self.paddedSize(data.shape[2:]))
         views = offsetViews(image, self.size, self.stride, outShape[2:])
         out = xp.empty(outShape, dtype=data.dtype)
-        factor = self.factors(data.shape[2:], outShape[2:], data.dtype)
+        factor = self.factors(data.shape[2:], outShape[2:], statDtype(data.dtype))
         self.splitBatch(lambda parts, part: self.sumViews(parts, part, factor), views, out)
         return out
 
     @staticmethod
     def sumViews(views, out, factor):
-        """out = the sum of views (the window offsets) times factor, over a part of the batch."""
-        xp.copyto(out, views[0])
+        """out = the sum of views (the window offsets) times factor, over a part of the batch; the sum is
+        taken in out itself, or for float16 in a float32 array."""
+        dtype = statDtype(out.dtype)
+        acc = out if dtype == out.dtype else xp.empty(out.shape, dtype=dtype)
+        xp.copyto(acc, views[0])
         for view in views[1:]:
-            out += view
-        out *= factor
+            acc += view
+        xp.multiply(acc, factor, out=out)
 
     def updateGrad(self, grad):
         inShape = self.inData.shape

@@ -2,7 +2,7 @@
 import math
 
 from ..engine.backend import isCuda, xp
-from ..engine.dtype import defaultDtype
+from ..engine.dtype import defaultDtype, statDtype
 from ..engine.errors import ShapeError
 from ..engine.kernels import ElementwiseKernel, ReductionKernel
 from ..engine.variable import Variable
@@ -34,21 +34,28 @@ class BatchNorm(Module):
     are computed on (maps,) arrays so that the full-size data is crossed as few times as possible.
     Train mode keeps the centred input xc = x - mean (in a scratch array reused while the input shape
     holds) for its backward, dx = k * (g - mean(g) - xc * mean(g * xc) / std**2).
+
+    Precision: the per-map sums, the statistics, the coefficients k and shift and the running ``mean``
+    and ``var`` are in float32 for float16 data (engine-wide: engine.dtype.statDtype), so a long sum neither
+    loses the 11-bit mantissa nor overflows float16's range; ``cast("float16")`` keeps the running
+    statistics float32. The elementwise passes (xc, the output, the input gradient) are in the data's
+    dtype, each element computed from float32 coefficients and rounded once (on CUDA) or per step (NumPy).
     """
 
     ranks = (2,)
     layout = "(batch, {maps})"
 
+    # T: the data's dtype, S: the statistics' (statDtype(T))
     affineKernel = ElementwiseKernel(
-        "T x, T k, T shift", "T y",
-        "y = x * k + shift",
+        "T x, S k, S shift", "T y",
+        "y = (T)((S)x * k + shift)",
         "macrobatch_batchnorm_affine")
     backwardKernel = ElementwiseKernel(
-        "T g, T xc, T gmean, T beta, T k", "T dx",
-        "dx = k * (g - gmean - xc * beta)",
+        "T g, T xc, S gmean, S beta, S k", "T dx",
+        "dx = (T)(k * ((S)g - gmean - (S)xc * beta))",
         "macrobatch_batchnorm_backward")
     productSumKernel = ReductionKernel(
-        "T a, T b", "T s", "a * b", "a + b", "s = a", "0",
+        "T a, T b", "S s", "(S)a * (S)b", "a + b", "s = a", "0",
         "macrobatch_batchnorm_productsum")
 
     def __init__(self, maps, epsilon=1e-5, momentum=0.1, affine=True, name=None):
@@ -63,11 +70,18 @@ class BatchNorm(Module):
         self.xc = self.mean = self.invstd = self.k = self.gradSums = None
         self.batchStats = True
         self.sync = None
+        self.dataDtype = defaultDtype
 
     @property
     def dtype(self):
-        """The running statistics set the dtype even without affine parameters."""
-        return self.attrs["mean"].dtype
+        """The parameters' dtype; without affine parameters the one the module was cast to, which its
+        inputs must have (the running statistics may be wider: see castAttrs)."""
+        return super().dtype if self.affine else self.dataDtype
+
+    def castAttrs(self, dtype):
+        """Keep the running statistics in statDtype(dtype): float32 for a float16 module."""
+        self.dataDtype = dtype
+        super().castAttrs(statDtype(dtype))
 
     def checkDataShape(self, shape):
         if len(shape) not in self.ranks or shape[1] != self.maps:
@@ -85,13 +99,17 @@ class BatchNorm(Module):
         return ary if isCuda else xp.broadcast_to(ary, (1,) + shape[1:]).copy()
 
     def mapSum(self, a, b=None):
-        """Per-map sum of a, or of a * b, shaped (maps,), without a full-size temporary (on the CPU
-        one einsum pass, as accurate in float32 as NumPy's sum on such data)."""
+        """Per-map sum of a, or of a * b, shaped (maps,), accumulated and returned in statDtype, without
+        a full-size temporary (on the CPU one einsum pass, as accurate in float32 as NumPy's sum on such
+        data)."""
+        dtype = statDtype(a.dtype)
         if isCuda:
             axes = (0,) + tuple(range(2, a.ndim))
-            return a.sum(axis=axes) if b is None else self.productSumKernel(a, b, axis=axes)
+            if b is None:
+                return a.sum(axis=axes, dtype=dtype)
+            return self.productSumKernel(a, b, axis=axes, out=xp.empty((self.maps,), dtype=dtype))
         dims = list(range(a.ndim))
-        return xp.einsum(a, dims, [1]) if b is None else xp.einsum(a, dims, b, dims, [1])
+        return xp.einsum(a, dims, [1], dtype=dtype) if b is None else xp.einsum(a, dims, b, dims, [1], dtype=dtype)
 
     def centre(self, data, mean):
         """data - mean per map, written into the scratch array self.xc."""
@@ -100,11 +118,11 @@ class BatchNorm(Module):
         return xp.subtract(data, self.perMap(mean, data.shape), out=self.xc)
 
     def affineMap(self, x, k, shift):
-        """x * k + shift per map into a new array; k and shift are (maps,), shift None for none."""
+        """x * k + shift per map into a new array of x's dtype; k and shift are (maps,), shift None for none."""
         if isCuda:
-            shift = x.dtype.type(0) if shift is None else self.perMap(shift, x.shape)
+            shift = 0 if shift is None else self.perMap(shift.astype(k.dtype, copy=False), x.shape)
             return self.affineKernel(x, self.perMap(k, x.shape), shift)
-        out = x * self.perMap(k, x.shape)
+        out = xp.multiply(x, self.perMap(k, x.shape), out=xp.empty_like(x))
         if shift is not None:
             out += self.perMap(shift, x.shape)
         return out
@@ -182,7 +200,7 @@ class BatchNorm(Module):
         if isCuda:
             return self.backwardKernel(grad, self.xc, self.perMap(gmean, grad.shape), self.perMap(beta, grad.shape),
                                        self.perMap(self.k, grad.shape))
-        dx = self.xc * self.perMap(-beta, grad.shape)
+        dx = xp.multiply(self.xc, self.perMap(-beta, grad.shape), out=xp.empty_like(grad))
         dx += grad
         dx -= self.perMap(gmean, grad.shape)
         dx *= self.perMap(self.k, grad.shape)

@@ -6,7 +6,7 @@ import numpy
 from ..engine import random
 from ..engine.backend import isCuda, toDevice, xp
 from ..engine.checks import checkPositiveInt
-from ..engine.dtype import defaultDtype
+from ..engine.dtype import defaultDtype, statDtype
 from ..engine.errors import DtypeError, LabelError, ShapeError
 from ..engine.variable import Variable
 from .module import Module
@@ -21,7 +21,9 @@ class Embedder(Module):
     first in a network, and handlers upload data for it as ``indexDtype`` instead of floats. The gradient
     of W is the scatter-add of the output gradient's rows at their indices: on NumPy the indices are
     sorted once and the rows of each distinct index summed with one reduceat, far quicker than
-    numpy.add.at; on CuPy one add.at (atomic adds).
+    numpy.add.at; on CuPy one add.at (atomic adds). Precision: a float16 table's gradient rows are summed
+    in float32 (engine.dtype.statDtype; NumPy's reduceat does so itself, on CuPy they are added into a float32
+    table first), so a frequent index's many rows do not lose float16's 11-bit mantissa.
 
     Indices outside [0, vocabulary) are refused by ``checkIndices`` with a LabelError naming the index
     and its position. On NumPy every call checks (no cost beyond one pass). On CuPy a per-call check
@@ -106,7 +108,13 @@ class Embedder(Module):
     def scatterAdd(table, indices, rows):
         """table[indices[k]] += rows[k] for every k, repeated indices summed."""
         if isCuda:
-            xp.add.at(table, indices, rows)
+            dtype = statDtype(table.dtype)
+            if dtype == table.dtype:
+                xp.add.at(table, indices, rows)
+            else:  # atomic float16 adds would round at every add
+                sums = xp.zeros(table.shape, dtype=dtype)
+                xp.add.at(sums, indices, rows.astype(dtype))
+                table += sums
             return
         order = numpy.argsort(indices, kind="stable")
         ordered = indices[order]

@@ -11,8 +11,8 @@ class GroupNorm(LayerNorm):
     all their positions, as PyTorch's GroupNorm(groups, maps). affine: train ``scale`` (init 1) and
     ``bias`` (init 0), one per map. Train and eval mode compute the same (no running statistics).
     The computation is LayerNorm's on the (batch, groups, maps/groups, positions) view, with LayerNorm's
-    parameters of normalizedShape (maps,). Subclasses may fix the input ``rank`` and name its axes in
-    ``layout``.
+    parameters of normalizedShape (maps,) and its precision (float32 statistics for float16 data).
+    Subclasses may fix the input ``rank`` and name its axes in ``layout``.
     """
 
     rank = None  # any rank from 2

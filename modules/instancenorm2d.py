@@ -7,7 +7,7 @@ class InstanceNorm2D(GroupNorm):
     mean and (biased) variance taken over the pixels of each map of each sample, as PyTorch's
     InstanceNorm2d: GroupNorm with one group per map. affine (off by default, as in PyTorch): train
     ``scale`` (init 1) and ``bias`` (init 0), one per map. No running statistics are kept (PyTorch's
-    track_running_stats=False), so train and eval mode compute the same.
+    track_running_stats=False), so train and eval mode compute the same. Precision: GroupNorm's.
     """
 
     rank = 4

@@ -3,7 +3,7 @@ InstanceNorm2D reuse."""
 import math
 
 from ..engine.backend import isCuda, xp
-from ..engine.dtype import defaultDtype
+from ..engine.dtype import defaultDtype, statDtype
 from ..engine.errors import ShapeError
 from ..engine.im2col import buffer
 from ..engine.kernels import ElementwiseKernel, ReductionKernel
@@ -24,17 +24,25 @@ class LayerNorm(Module):
     values, apply along (G, P). For LayerNorm, A is every leading axis, G = B = 1 and P the normalised
     elements. The forward pass keeps xhat = (x - mean) / std; the backward pass is, per group of n
     elements, dx = (d - sum(d) / n - xhat * sum(d * xhat) / n) / std with d = grad * scale.
+
+    Precision: the sums (statistics, gradient sums, parameter gradients), the mean and 1 / std are in
+    float32 for float16 data (engine.dtype.statDtype), so a long sum neither loses the 11-bit mantissa nor
+    overflows float16's range; the elementwise passes (xhat, the output, the input gradient) are in the
+    data's dtype, each element computed from the float32 statistics.
     """
 
-    # CUDA: the statistics and gradient sums are reductions over (P, B) of the (A, G, P, B) view
-    squaredDeviationKernel = ReductionKernel("T x, T mean", "T s", "(x - mean) * (x - mean)", "a + b", "s = a", "0",
-                                             "macrobatch_layernorm_squareddeviation")
-    normKernel = ElementwiseKernel("T x, T mean, T invstd, T scale, T bias", "T xhat, T y",
-                                   "xhat = (x - mean) * invstd; y = xhat * scale + bias", "macrobatch_layernorm_forward")
-    gradSumsKernel = ReductionKernel("T g, T scale, T xhat", "T s", "g * scale * xhat", "a + b", "s = a", "0",
+    # CUDA: the statistics and gradient sums are reductions over (P, B) of the (A, G, P, B) view, taken in
+    # S = statDtype(T), the dtype of the mean, 1 / std and the gradient sums the elementwise kernels read
+    squaredDeviationKernel = ReductionKernel("T x, S mean", "S s", "((S)x - mean) * ((S)x - mean)", "a + b", "s = a",
+                                             "0", "macrobatch_layernorm_squareddeviation")
+    normKernel = ElementwiseKernel("T x, S mean, S invstd, T scale, T bias", "T xhat, T y",
+                                   "S h = ((S)x - mean) * invstd; xhat = (T)h; y = (T)(h * (S)scale + (S)bias)",
+                                   "macrobatch_layernorm_forward")
+    gradSumsKernel = ReductionKernel("T g, T scale, T xhat", "S s", "(S)g * (S)scale * (S)xhat", "a + b", "s = a", "0",
                                      "macrobatch_layernorm_gradsums")
-    backwardKernel = ElementwiseKernel("T g, T scale, T xhat, T dmean, T dxmean, T invstd", "T dx",
-                                       "dx = invstd * (g * scale - dmean - xhat * dxmean)", "macrobatch_layernorm_backward")
+    backwardKernel = ElementwiseKernel("T g, T scale, T xhat, S dmean, S dxmean, S invstd", "T dx",
+                                       "dx = (T)(invstd * ((S)g * (S)scale - dmean - (S)xhat * dxmean))",
+                                       "macrobatch_layernorm_backward")
 
     def __init__(self, normalizedShape, epsilon=1e-5, affine=True, name=None):
         super().__init__(name)
@@ -65,13 +73,20 @@ class LayerNorm(Module):
             return xp.ones((1, 1, 1, 1), dtype=dtype), xp.zeros((1, 1, 1, 1), dtype=dtype)
         return tuple(self.vars[k].data.reshape(1, layout[1], layout[2], 1) for k in ("scale", "bias"))
 
+    @staticmethod
+    def groupSums(kernel, *views):
+        """CUDA: the reduction kernel over the (P, B) axes of (A, G, P, B) views, in statDtype, (A, G, 1, 1)."""
+        out = xp.empty(views[0].shape[:2] + (1, 1), dtype=statDtype(views[0].dtype))
+        return kernel(*views, axis=(2, 3), keepdims=True, out=out)
+
     def updateData(self, data):
         a, g, p, b = layout = self.groups(data.shape)
         scale, bias = self.paramViews(layout, data.dtype)
+        dtype = statDtype(data.dtype)
         if isCuda:
             view = data.reshape(layout)
-            mean = view.mean(axis=(2, 3), keepdims=True)
-            var = self.squaredDeviationKernel(view, mean, axis=(2, 3), keepdims=True) / (p * b)
+            mean = view.mean(axis=(2, 3), keepdims=True, dtype=dtype)
+            var = self.groupSums(self.squaredDeviationKernel, view, mean) / (p * b)
             self.invstd = 1 / xp.sqrt(var + self.epsilon)
             self.xhat, out = self.normKernel(view, mean, self.invstd, scale, bias)
             return out.reshape(data.shape)
@@ -82,8 +97,8 @@ class LayerNorm(Module):
             xhat = self.scratch = buffer(self.scratch, rows.shape, data.dtype)
         else:
             xhat = xp.empty_like(rows)
-        xp.subtract(rows, rows.sum(axis=1, keepdims=True) / (p * b), out=xhat)
-        var = xp.einsum("ij,ij->i", xhat, xhat) / (p * b)
+        xp.subtract(rows, rows.sum(axis=1, keepdims=True, dtype=dtype) / (p * b), out=xhat)
+        var = xp.einsum("ij,ij->i", xhat, xhat, dtype=dtype) / (p * b)
         self.invstd = (1 / xp.sqrt(var + self.epsilon)).reshape(a, g, 1, 1)
         xhat *= self.invstd.reshape(-1, 1)
         self.xhat = xhat.reshape(layout)
@@ -99,20 +114,21 @@ class LayerNorm(Module):
         view = grad.reshape(layout)
         if isCuda:
             ones = xp.ones((1, 1, 1, 1), dtype=grad.dtype)
-            dmean = self.gradSumsKernel(view, scale, ones, axis=(2, 3), keepdims=True) / (p * b)
-            dxmean = self.gradSumsKernel(view, scale, self.xhat, axis=(2, 3), keepdims=True) / (p * b)
+            dmean = self.groupSums(self.gradSumsKernel, view, scale, ones) / (p * b)
+            dxmean = self.groupSums(self.gradSumsKernel, view, scale, self.xhat) / (p * b)
             return self.backwardKernel(view, scale, self.xhat, dmean, dxmean, self.invstd).reshape(grad.shape)
+        dtype = statDtype(grad.dtype)
         d = (view * scale if self.affine else view).reshape(a * g, p * b)
         xhat = self.xhat.reshape(d.shape)
-        dmean = d.sum(axis=1, keepdims=True) / (p * b)
-        dxmean = xp.einsum("ij,ij->i", d, xhat).reshape(-1, 1) / (p * b)
-        dx = xhat * -dxmean
+        dmean = d.sum(axis=1, keepdims=True, dtype=dtype) / (p * b)
+        dxmean = xp.einsum("ij,ij->i", d, xhat, dtype=dtype).reshape(-1, 1) / (p * b)
+        dx = xp.multiply(xhat, -dxmean, out=xp.empty_like(d))
         dx += d
         dx -= dmean
         dx *= self.invstd.reshape(-1, 1)
         return dx.reshape(grad.shape)
 
     def accGradParams(self, grad):
-        view = grad.reshape(self.xhat.shape)
-        self.vars["scale"].accumulate(xp.einsum("agpb,agpb->gp", view, self.xhat))
-        self.vars["bias"].accumulate(xp.einsum("agpb->gp", view))
+        view, dtype = grad.reshape(self.xhat.shape), statDtype(grad.dtype)
+        self.vars["scale"].accumulate(xp.einsum("agpb,agpb->gp", view, self.xhat, dtype=dtype))
+        self.vars["bias"].accumulate(xp.einsum("agpb->gp", view, dtype=dtype))

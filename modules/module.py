@@ -150,9 +150,15 @@ class Module:
         checkFloat(dtype, self.describe())
         for var in self.getVariables().values():
             var.data, var.grad = var.data.astype(dtype), var.grad.astype(dtype)
-        for mod, name in self.getAttrs().values():
-            mod.attrs[name] = mod.attrs[name].astype(dtype)
+        for _, mod in self.namedModules():
+            mod.castAttrs(numpy.dtype(dtype))
         return self
+
+    def castAttrs(self, dtype):
+        """Convert this module's own saved arrays to dtype, for cast; a module whose statistics need
+        more precision than its data (BatchNorm) overrides it."""
+        for name, ary in self.attrs.items():
+            self.attrs[name] = ary.astype(dtype)
 
     # --- files ----------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ import pytest
 
 from macrobatch.engine.backend import toDevice, toHost
 from macrobatch.engine.gradcheck import checkModuleGrads
+from macrobatch.engine.random import setSeed
 from macrobatch.modules.module import loadModel
+from macrobatch.modules.multimodule import flatArrays
 
 
 def _randomAffine(mod, seed=3):
@@ -94,6 +96,81 @@ def _roundTrip(mod, x, path):
     return loaded
 
 
+def _halfInputs(inputs, rng):
+    """Host inputs from a shape (3 * standard normal rounded to float16), a list of them, or an array
+    taken as it is (indices, or data built for a case)."""
+    if isinstance(inputs, list):
+        return [_halfInputs(item, rng) for item in inputs]
+    if isinstance(inputs, np.ndarray):
+        return inputs
+    return (3 * rng.standard_normal(inputs)).astype(np.float16)
+
+
+def _toDeviceAs(data, dtype):
+    """Host data (an array or a list) on the device, floats as dtype, indices as they are."""
+    if isinstance(data, list):
+        return [_toDeviceAs(item, dtype) for item in data]
+    return toDevice(data, dtype if data.dtype.kind == "f" else None)
+
+
+def _shapes(data):
+    return [_shapes(item) for item in data] if isinstance(data, list) else data.shape
+
+
+def _runIn(mod, dtype, x, gradFor, train, seed):
+    """mod forward on x and backward from gradFor(output shapes), both in dtype, from the same seed (so a
+    dropout draws the same mask): host float64 copies of the outputs, the input gradient (a flat list,
+    empty when the module returns None) and each parameter gradient and saved array by name."""
+    mod.trainMode() if train else mod.evalMode()
+    setSeed(seed)
+    y = mod(_toDeviceAs(x, dtype))
+    mod.zeroGradParams()
+    gx = mod.backward(_toDeviceAs(gradFor(_shapes(y)), dtype))
+    for ary in flatArrays(y) + flatArrays(gx) + [v.grad for v in mod.getVariables().values()]:
+        assert ary.dtype == dtype, f"{mod.describe()} in {np.dtype(dtype).name} made a {ary.dtype} array"
+    arrays = {f"output {i}": a for i, a in enumerate(flatArrays(y))}
+    arrays.update({f"input gradient {i}": a for i, a in enumerate(flatArrays(gx))})
+    arrays.update({f"gradient of {k}": v.grad for k, v in mod.getVariables().items()})
+    arrays.update({f"{k} after the forward pass": owner.attrs[n] for k, (owner, n) in mod.getAttrs().items()})
+    return {k: toHost(a).astype(np.float64) for k, a in arrays.items()}
+
+
+def _float16Parity(makeModule, inputs, roundings=8, train=True, seed=0):
+    """The module makeModule() builds, cast to float16, against the same module in float32 on the same
+    float16-exact inputs, parameters and output gradient: outputs, input gradients, parameter gradients
+    and saved arrays (running statistics) agree within float16's precision, and every float16 array the
+    module makes is float16. inputs: a shape, a list of shapes or an array (see _halfInputs); train:
+    the mode both run in; seed: set before each forward pass (dropout masks).
+
+    Tolerance: a float16 rounding is off by at most u = 2**-11 relative (an 11-bit mantissa), and a value
+    that went through r roundings, or a sum of n terms accumulated in float16, by at most about (r + n) u
+    of its magnitude; the float32 result, 2**13 times more precise, stands for the exact one. So each
+    array must satisfy max|a16 - a32| <= roundings * u * max|a32| (normwise, so that an element that
+    cancels is judged against the array's scale). roundings: r + n for the case; the default 8 covers the
+    longest elementwise chain NumPy rounds step by step (gelu's backward) and sums taken in float32 (every
+    long reduction: engine.dtype.statDtype); a case adds the length of a sum it accumulates in float16 (col2im's
+    kernel taps, an RNN's steps)."""
+    mod32 = makeModule()
+    state = {k: v.astype(np.float16).astype(v.dtype) for k, v in mod32.getState().items()}
+    mod32.setState(state)
+    mod16 = makeModule().cast(np.float16)
+    mod16.setState(state)
+    x = _halfInputs(inputs, np.random.default_rng(seed))
+
+    def gradFor(shapes):
+        return _halfInputs(shapes, np.random.default_rng(seed + 1))
+
+    half = _runIn(mod16, np.float16, x, gradFor, train, seed)
+    single = _runIn(mod32, np.float32, x, gradFor, train, seed)
+    assert half.keys() == single.keys()
+    u = 2.0 ** -11
+    for key, ref in single.items():
+        err, scale = np.abs(half[key] - ref).max(initial=0), np.abs(ref).max(initial=0)
+        assert np.isfinite(half[key]).all(), f"{mod16.describe()} {key}: float16 made Inf or NaN"
+        assert err <= roundings * u * scale, \
+            f"{mod16.describe()} {key}: float16 is off by {err:.3g}, {err / (u * scale):.1f} u of its scale {scale:.3g}"
+
+
 @pytest.fixture
 def randomAffine():
     return _randomAffine
@@ -122,6 +199,11 @@ def affineParity():
 @pytest.fixture
 def batchNormParity():
     return _batchNormParity
+
+
+@pytest.fixture
+def float16Parity():
+    return _float16Parity
 
 
 @pytest.fixture
