@@ -25,6 +25,14 @@ def fraction(text):
     return value
 
 
+def fractionOrZero(text):
+    """A share of the samples to split off, 0 for none."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
+    return value
+
+
 def macroBatchArg(text):
     """--macrobatch: a count of samples, or 'auto'."""
     return text if text == "auto" else positiveInt(text)

@@ -1,13 +1,6 @@
 """macrobatch convert: .npy/.npz, CSV, image folders or IDX files into the HDF5 layout train reads."""
 from ..datasets.convert import readAny, writeTrainingH5
-from .arguments import positiveInt
-
-
-def fractionOrZero(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise ValueError(f"a fraction in [0, 1) is needed, got {text}")
-    return value
+from .arguments import fractionOrZero, positiveInt
 
 
 def convert(args):

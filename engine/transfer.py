@@ -128,6 +128,9 @@ def deviceMemoryError(macroBatchSize, sampleBytes, freeBytes):
         f"is free. {advice}")
 
 
+_outOfMemory = (xp.cuda.memory.OutOfMemoryError,) if isCuda else ()
+
+
 @contextmanager
 def batchMemoryAdvice(batchsize, macroBatchSize):
     """Turns CuPy's OutOfMemoryError in the batches of a macrobatch into a DeviceMemoryError that says what
@@ -140,8 +143,6 @@ def batchMemoryAdvice(batchsize, macroBatchSize):
             "resident; lower batchsize or macroBatchSize, or pass macroBatchSize='auto', which leaves room for one "
             f"batch of the model ({error})") from error
 
-
-_outOfMemory = (xp.cuda.memory.OutOfMemoryError,) if isCuda else ()
 
 
 def freeMemoryBytes():

@@ -79,8 +79,8 @@ class Handler:
         self.beginCall(spans)
         self.currBatch = sum(self.batchCount(start, stop) for start, stop in spans[:startMacroBatch])
         spans = spans[startMacroBatch:]
-        indexCheck = getattr(self.firstLayer, "checkIndices", None)
-        arrays = [_HostSource(ary, name, spans, self.checkFinite, startMacroBatch, indexCheck if name == "data" else None)
+        arrays = [_HostSource(ary, name, spans, self.checkFinite, startMacroBatch,
+                              self.indexCheck if name == "data" else None)
                   for name, ary in namedArrays(data, target)]
         uploader = Uploader(macroBatchSize)
         reader = HostReader(arrays, spans, lambda block, *targets: uploader.stage(
@@ -106,9 +106,8 @@ class Handler:
         if self.checkFinite:
             for name, ary in namedArrays(data, target):
                 checkFiniteBlock(ary, name, 0, f"the {size} samples of the call")
-        indexCheck = getattr(self.firstLayer, "checkIndices", None)
-        if indexCheck is not None:
-            indexCheck(data)
+        if self.indexCheck is not None:
+            self.indexCheck(data)
         self.beginCall([(0, size)])
         data, target = self.prepareDevice(data, target)
         self.handleMacroBatch(0, 0, data, target, random=random)
@@ -215,6 +214,11 @@ class Handler:
         while first.children():
             first = next(iter(first.children().values()))
         return first
+
+    @property
+    def indexCheck(self):
+        """The first layer's range check of index data, checkIndices(data, offset=0) (an Embedder's), or None."""
+        return getattr(self.firstLayer, "checkIndices", None)
 
     @property
     def dataDtype(self):

@@ -53,14 +53,12 @@ def batchWorkBytes(mod, shape, dtype):
     """workFactor times the bytes of every layer's output in one eval-mode forward pass on zeros of shape;
     the modules' modes are restored and their outputs released afterwards."""
     modules = [m for _, m in mod.namedModules()]
-    modes = [m.train for m in modules]
-    mod.evalMode()
     try:
-        mod(xp.zeros(shape, dtype=dtype))
+        with mod.evaluating():
+            mod(xp.zeros(shape, dtype=dtype))
         outputs = sum(_nbytes(m.data) for m in modules if not m.children())
     finally:
-        for m, train in zip(modules, modes):
-            m.train = train
+        for m in modules:
             m.data = m.inData = None
     return workFactor * outputs + int(numpy.prod(shape)) * numpy.dtype(dtype).itemsize
 

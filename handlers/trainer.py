@@ -126,7 +126,7 @@ class Trainer(Handler):
             if not gradsFinite:
                 raise NonFiniteError(f"parameter gradients became NaN or Inf in {where} with a finite loss; "
                                      f"steps were applied with them. {self.advice}")
-        self.gradsFinite = xp.ones((), dtype=bool)
+        self.gradsFinite.fill(True)
 
     def prepareTarget(self, target):
         return self.cost.prepareTarget(target)

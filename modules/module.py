@@ -13,6 +13,7 @@ Containers override ``children`` and the data flow; everything that walks the tr
 (variables, modes, casting, saving) lives here once.
 """
 import json
+from contextlib import contextmanager
 
 import numpy
 
@@ -140,6 +141,17 @@ class Module:
         for _, mod in self.namedModules():
             mod.train = False
         return self
+
+    @contextmanager
+    def evaluating(self):
+        """Every module in eval mode inside the block, and back to its own mode after it (even on error)."""
+        modes = [(mod, mod.train) for _, mod in self.namedModules()]
+        self.evalMode()
+        try:
+            yield
+        finally:
+            for mod, train in modes:
+                mod.train = train
 
     def zeroGradParams(self):
         for var in self.getVariables().values():

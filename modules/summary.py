@@ -3,7 +3,6 @@ parameter count, memory and prediction latency (the seed's model_param_estimatio
 import numbers
 import statistics
 import time
-from contextlib import contextmanager
 
 from ..engine.backend import synchronize, xp
 from ..engine.dtype import defaultDtype
@@ -81,7 +80,7 @@ def summary(module, inputShape, batchsize=1):
     leaves = list(_leaves(module))
     for _, leaf in leaves:
         leaf.data = None  # so a leaf the forward skips shows no shape instead of one from an earlier call
-    with _evalMode(module):
+    with module.evaluating():
         out = module(xp.zeros(inShape, dtype=module.dtype or defaultDtype))
     rows = [{"name": path, "type": type(leaf).__name__,
              "outShape": shapeOf(leaf.data),
@@ -106,7 +105,7 @@ def estimate(module, inputShape, batchsize=1, runs=500, warmup=10):
         raise ValueError(f"warmup must be a count of passes, at least 0, got {warmup}")
     data = xp.zeros(inShape, dtype=module.dtype or defaultDtype)
     latencies = []
-    with _evalMode(module):
+    with module.evaluating():
         for _ in range(warmup):
             module(data)
         for _ in range(runs):
@@ -151,18 +150,6 @@ def formatSummary(info, speed=None):
 def _leaves(module):
     """(path, module) of the modules without children, in forward order; path '' for a leaf root."""
     return ((prefix[:-1], mod) for prefix, mod in module.namedModules() if not mod.children())
-
-
-@contextmanager
-def _evalMode(module):
-    """Every module in eval mode inside the block, and back to its own mode after it (even on error)."""
-    modes = [(mod, mod.train) for _, mod in module.namedModules()]
-    module.evalMode()
-    try:
-        yield
-    finally:
-        for mod, train in modes:
-            mod.train = train
 
 
 def _checkShape(shape):
