@@ -28,10 +28,11 @@ setup(
         "cuda13": ["cupy-cuda13x>=13"],
         "plot": ["matplotlib>=3.5"],
         "images": ["Pillow>=9"],
+        "bfloat16": ["ml_dtypes>=0.5"],
         "mpi": ["mpi4py>=4.0", "threadpoolctl>=3.1"],
         "test": ["pytest>=7", "hypothesis>=6"],
         "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "Pillow>=9", "mpi4py>=4.0",
-                "threadpoolctl>=3.1"],
+                "threadpoolctl>=3.1", "ml_dtypes>=0.5"],
     },
     entry_points={"console_scripts": ["macrobatch=macrobatch.cli:main"]},
 )

@@ -11,10 +11,19 @@ pinned-memory copy.
 
 Results are printed and written to bench/results/latest.json and latest.md (the table for the README).
 
+``--mixed`` runs the mixed-precision rows instead (mixedprecision.py): the activation memory of one
+training step in float32, float16 and bfloat16 (measured: tracemalloc on NumPy, the memory pool on CuPy),
+and training speed of each against PyTorch float32 and torch.autocast (bfloat16 on the CPU; float16 with
+a GradScaler on CUDA), written to bench/results/mixed.json and mixed.md. NumPy has no fast float16 GEMM,
+so on the CPU float16 is much slower than float32: the rows there show correctness and memory (about
+2 minutes for the MLP, the default model there); the speed case is the GPU.
+
 Options:
   --quick              a short smoke run (3 repeats of 0.25 s blocks, a 20,000-sample stream file, a
                        1024 sgemm): well under a minute, numbers only indicative
-  --models M[,M...]    models to run, from mlp, lenet, cnnbn (default: all three)
+  --models M[,M...]    models to run, from mlp, lenet, cnnbn (default: all three; with --mixed on the
+                       CPU: mlp, as a float16 step of the others takes 15 s to a minute there)
+  --mixed              the mixed-precision rows only (memory and speed, float32 against 16-bit)
   --repeats N          timed blocks per framework and model (default 7; --quick: 3)
   --block-seconds S    minimum length of a timed block; steps per block are calibrated (default 1.0)
   --stream-samples N   samples in the streaming HDF5 file (default 200000; --quick: 20000)
@@ -44,6 +53,7 @@ from macrobatch.engine import backend
 
 import measure
 import report
+from mixedprecision import mixedPrecision
 from models import mlpStepFlops, specs
 from streaming import streamingRatios, uploadRates
 from workloads import OursWorkload, TorchWorkload, batchsize, crossEntropy, hostData, peakMemory
@@ -58,7 +68,8 @@ def parseArgs(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--models", default=",".join(specs), help=f"comma-separated, from {', '.join(specs)}")
+    parser.add_argument("--models", help=f"comma-separated, from {', '.join(specs)}")
+    parser.add_argument("--mixed", action="store_true", help="the mixed-precision rows only")
     parser.add_argument("--repeats", type=int, help="timed blocks per framework (default 7, quick 3)")
     parser.add_argument("--block-seconds", type=float, help="minimum seconds per timed block (default 1.0)")
     parser.add_argument("--stream-samples", type=int, help="samples in the stream file (default 200000)")
@@ -75,10 +86,14 @@ def parseArgs(argv):
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     args.gemmSize = 1024 if args.quick else 4096 if backend.isCuda else 2048
+    if args.models is None:
+        args.models = "mlp" if args.mixed and not backend.isCuda else ",".join(specs)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in args.models if m not in specs]
     if unknown or not args.models:
         parser.error(f"--models: unknown {unknown}; choose from {', '.join(specs)}")
+    if args.mixed and args.readme:
+        parser.error("--readme puts the float32 table into README.md; --mixed writes mixed.md only")
     if min(args.repeats, args.stream_repeats) < 1 or args.block_seconds <= 0 or args.stream_samples < 10000:
         parser.error("--repeats and --stream-repeats must be >= 1, --block-seconds > 0, --stream-samples >= 10000")
     return args
@@ -243,19 +258,33 @@ def spliceReadme(text, path=os.path.join(os.path.dirname(os.path.dirname(os.path
     writeAtomic(path, readme[:head] + text.rstrip("\n") + "\n" + readme[tail:])
 
 
+def writeResults(results, out, name, text):
+    """Print the report and write it and the JSON results as <out>/<name>.md and .json."""
+    print("\n" + text)
+    os.makedirs(out, exist_ok=True)
+    writeAtomic(os.path.join(out, f"{name}.json"), json.dumps(results, indent=1) + "\n")
+    writeAtomic(os.path.join(out, f"{name}.md"), text)
+    log(f"written to {out}/{name}.json and {name}.md in {results['seconds']:.0f} s")
+
+
 def main(argv=None):
     args = parseArgs(argv)
     began = time.perf_counter()
     torch, device = setUpTorch()
     torch.manual_seed(args.seed)
-    results = {"machine": machineInfo(torch, device),
+    machine = machineInfo(torch, device)
+    log(f"{machine['cpu']} ({machine['cores']} cores), backend {machine['backend']}, torch on {device} with "
+        f"{machine['torchThreads']} threads, NumPy BLAS {machine['numpyBlas']}")
+    if args.mixed:
+        results = {"machine": machine, **mixedPrecision(args, torch, device, log)}
+        results["seconds"] = time.perf_counter() - began
+        writeResults(results, args.out, "mixed", report.mixedMarkdown(results))
+        return
+    results = {"machine": machine,
                "settings": {"batchsize": batchsize, "repeats": args.repeats, "blockSeconds": args.block_seconds,
                             "quick": args.quick, "seed": args.seed, "parityTolerance": parityTolerance,
                             "memorySteps": memorySteps, "torchAdam": "torch.optim.Adam(lr=1e-3), defaults"},
                "models": {}}
-    m = results["machine"]
-    log(f"{m['cpu']} ({m['cores']} cores), backend {m['backend']}, torch on {device} with "
-        f"{m['torchThreads']} threads, NumPy BLAS {m['numpyBlas']}")
     gemm = gemmContenders(torch, device, args.gemmSize, args.seed)
     gemmTimes = None
     for key in args.models:
@@ -283,11 +312,7 @@ def main(argv=None):
     results["seconds"] = time.perf_counter() - began
 
     text = report.markdown(results)
-    print("\n" + text)
-    os.makedirs(args.out, exist_ok=True)
-    writeAtomic(os.path.join(args.out, "latest.json"), json.dumps(results, indent=1) + "\n")
-    writeAtomic(os.path.join(args.out, "latest.md"), text)
-    log(f"written to {args.out}/latest.json and latest.md in {results['seconds']:.0f} s")
+    writeResults(results, args.out, "latest", text)
     if args.readme:
         spliceReadme(text)
         log("and into README.md")

@@ -3,7 +3,8 @@
 Timing: blocks of work between two device synchronisations, timed with time.perf_counter, with the
 contenders interleaved (A, B, A, B, ...) so that a slow spell of the machine hits both alike.
 
-Memory: peak resident set size (RSS) growth of a fresh child process (multiprocessing 'spawn') over
+Memory: the bytes of arrays the backend allocates over some work (``ArrayMemory``), and the peak
+resident set size (RSS) growth of a fresh child process (multiprocessing 'spawn') over
 its own baseline, taken after imports and data creation. The peak is the kernel's VmHWM, reset at the
 baseline through /proc/self/clear_refs; ``ru_maxrss`` is only the fallback where /proc lacks it,
 because a spawned child inherits its parent's ru_maxrss (exec keeps the high-water mark of the
@@ -15,11 +16,14 @@ import resource
 import statistics
 import subprocess
 import time
+import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from multiprocessing import get_context
 
 import numpy
+
+from macrobatch.engine import backend
 
 
 def timeBlock(work, sync):
@@ -80,6 +84,38 @@ class PeakRss:
     def growth(self):
         peak = _statusKiB("VmHWM") if self.method == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return max(0, peak - self.baseline) * 1024
+
+
+class ArrayMemory:
+    """Bytes of the arrays allocated since ``start()``: ``held()`` still allocated now, ``peak()`` at
+    most at once. NumPy reports its data buffers to tracemalloc, which counts them (and the few Python
+    objects made meanwhile); CuPy allocates from its memory pool, whose blocks, emptied at the start,
+    stay in it when freed, so its total bytes are the peak. (cudasim's pool keeps no freed blocks: there
+    the peak is what is held at the end.)"""
+
+    def start(self):
+        backend.synchronize()
+        if backend.isCuda:
+            self.pool = backend.xp.get_default_memory_pool()
+            self.pool.free_all_blocks()
+            self.base = self.pool.used_bytes()
+        else:
+            tracemalloc.start()
+            tracemalloc.reset_peak()
+            self.base = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def held(self):
+        backend.synchronize()
+        return (self.pool.used_bytes() if backend.isCuda else tracemalloc.get_traced_memory()[0]) - self.base
+
+    def peak(self):
+        backend.synchronize()
+        return (self.pool.total_bytes() if backend.isCuda else tracemalloc.get_traced_memory()[1]) - self.base
+
+    def stop(self):
+        if not backend.isCuda:
+            tracemalloc.stop()
 
 
 def inChild(fn, *args):

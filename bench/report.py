@@ -5,28 +5,32 @@ def _rate(value):
     return f"{value:,.0f}"
 
 
-def _mib(nbytes):
-    return "-" if nbytes is None else f"{nbytes / 2 ** 20:,.0f}"
+def mib(nbytes, digits=0):
+    return "-" if nbytes is None else f"{nbytes / 2 ** 20:,.{digits}f}"
 
 
 def _memoryCell(memory, key, field):
     ours, theirs = (memory.get(key, {}).get(name, {}).get(field) for name in ("macrobatch", "torch"))
-    return f"{_mib(ours)} / {_mib(theirs)}"
+    return f"{mib(ours)} / {mib(theirs)}"
+
+
+def _machineLine(m):
+    v = m["versions"]
+    return (f"{m['cpu']}, {m['cores']} cores; macrobatch backend `{m['backend']}`"
+            + (f" on {m['gpu']}" if m.get("gpu") else "")
+            + f"; Python {v['python']}, NumPy {v['numpy']} ({m['numpyBlas']}), torch {v['torch']} "
+            f"({m['torchThreads']} threads), h5py {v['h5py']}, macrobatch {v['macrobatch']}"
+            + (f" (commit {m['commit']})" if m.get("commit") else "") + ".")
 
 
 def markdown(results):
     """A markdown report: the setup line, the throughput table, the roof, streaming and upload lines."""
     m, s = results["machine"], results["settings"]
-    v = m["versions"]
     them = f"PyTorch {m['torchDevice'].upper()}"
     lines = [
         f"### macrobatch vs {them}: fp32, batch {s['batchsize']}, Adam",
         "",
-        f"{m['cpu']}, {m['cores']} cores; macrobatch backend `{m['backend']}`"
-        + (f" on {m['gpu']}" if m.get("gpu") else "")
-        + f"; Python {v['python']}, NumPy {v['numpy']} ({m['numpyBlas']}), torch {v['torch']} "
-        f"({m['torchThreads']} threads), h5py {v['h5py']}, macrobatch {v['macrobatch']}"
-        + (f" (commit {m['commit']})" if m.get("commit") else "") + ".",
+        _machineLine(m),
         "",
         "| model | train samples/s: macrobatch | torch | ratio | infer samples/s: macrobatch | torch | ratio "
         "| peak RSS growth, MiB, train: macrobatch / torch | infer: macrobatch / torch |",
@@ -87,4 +91,50 @@ def markdown(results):
         lines += ["", f"**Upload** of a {upload['bytes'] / 2 ** 20:.0f} MiB macrobatch: `toDevice` "
                       f"{upload['toDeviceGBps']:.1f} GB/s, pinned copy {upload['pinnedGBps']:.1f} GB/s "
                       f"(ratio {upload['ratio']:.2f})."]
+    return "\n".join(lines) + "\n"
+
+
+def mixedMarkdown(results):
+    """The mixed-precision report: the setup line, the GEMM rates, and per model a table of first-step
+    loss, activation memory and training speed of each contender, with the 16-bit / float32 ratios."""
+    m, s, g = results["machine"], results["settings"], results["gemm"]
+    cpu = m["torchDevice"] == "cpu"
+    lines = [f"### Mixed precision: macrobatch float32 / float16 / bfloat16 vs PyTorch float32 / autocast "
+             f"({s['torchAutocast']}), batch {s['batchsize']}, Adam", "", _machineLine(m), "",
+             f"Matmul ({g['library']}, {g['n']}x{g['n']}): " + ", ".join(
+                 f"{dtype} {rate:,.1f} GFLOP/s" for dtype, rate in g["gflops"].items()) + "."]
+    if cpu:
+        lines += ["", "**On the CPU NumPy has no fast half-precision GEMM** (a float16 matmul is an unblocked loop, "
+                      "not BLAS), so float16 mixed precision trains much slower than float32 here: the CPU path is "
+                      "kept correct, not fast, and these rows show its correctness and memory. The speed case is "
+                      "the GPU. (ml_dtypes' bfloat16 matmul returns float32, which the layers cast back: bfloat16 "
+                      "keeps near float32 speed here, and its peak counts those float32 products.)"]
+    for r in results["models"].values():
+        lines += ["", f"**{r['title']}**", "",
+                  "| contender | first-step loss | step arrays held, MiB | step peak, MiB | vs float32: held | peak "
+                  "| train samples/s | vs float32 |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
+        for name, mem in r["memory"].items():
+            memRatio, speedRatio = r["memoryRatio"].get(name), r["speedRatio"].get(name)
+            cells = [name, f"{mem['loss']:.5f}", mib(mem["heldBytes"], 2), mib(mem["peakBytes"], 2),
+                     "-" if memRatio is None else f"**{memRatio['heldBytes']:.2f}**",
+                     "-" if memRatio is None else f"{memRatio['peakBytes']:.2f}",
+                     _rate(r["speed"][name]["samplesPerSec"]), "-" if speedRatio is None else f"**{speedRatio:.2f}**"]
+            lines.append("| " + " | ".join(cells) + " |")
+    for what, why in results["skipped"].items():
+        lines += ["", f"Skipped {what}: {why}"]
+    lines += ["", "Memory: for each contender a fresh network from the same weights and one training step (forward, "
+                  "cross-entropy, backward, Adam) on one batch; counted are the arrays the step allocates "
+                  + ("(tracemalloc, which NumPy reports its buffers to)" if m["backend"] != "cuda" else
+                     "(CuPy's memory pool; PyTorch's caching allocator, allocated bytes)")
+                  + ": held after the step (the layers' outputs, kept for the backward, and their input gradients) "
+                  "and at the step's peak. Weights, float32 masters, the 16-bit working copy, Adam's moments, "
+                  "gradients and the batch exist before the step and are not counted. "
+                  + ("PyTorch's CPU allocator is not traced: no PyTorch memory on the CPU. " if cpu else
+                     "PyTorch's figures are of its second step (torch.optim.Adam makes its moments in the first) "
+                     "and it frees the saved activations in the backward: compare peaks. ")
+                  + f"The first-step losses, same weights and batch, must agree with float32 within "
+                  + ", ".join(f"{tol:g} ({p})" for p, tol in s["parityTolerance"].items()) + " relative.",
+              f"Speed: interleaved timed blocks of whole training steps, about {s['blockSeconds']:g} s (at least one "
+              f"step) per contender, {s['repeats']} each; samples/s are medians, the ratio to float32 in the same "
+              "framework the median of the pairwise ratios."]
     return "\n".join(lines) + "\n"

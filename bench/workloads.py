@@ -28,26 +28,29 @@ def hostData(spec, samples, seed):
 
 
 class OursWorkload:
-    """macrobatch: the network of spec (seeded init), CrossEntropy, Adam on one flat buffer."""
+    """macrobatch: the network of spec (seeded init), CrossEntropy, Adam on one flat buffer, trained in
+    precision ("float32", or "float16" / "bfloat16" mixed precision: float32 master weights in Adam)."""
 
     name = "macrobatch"
 
-    def __init__(self, spec, seed, withOptimizer=True):
+    def __init__(self, spec, seed, withOptimizer=True, precision="float32"):
         setSeed(seed)
         self.net = buildOurs(spec)
         self.cost = CrossEntropy()
         self.optimizer = Adam(learnRate=learnRate)
+        self.precision = precision
         if withOptimizer:
             self.setupOptimizer()
         self.calculator = Calculator(self.net, batchsize=batchsize)
 
     def setupOptimizer(self):
-        self.optimizer.setupOn(self.net)
+        self.optimizer.setupOn(self.net, precision=self.precision)
         self.trainer = Trainer(self.net, self.cost, self.optimizer, batchsize=batchsize)
 
-    @staticmethod
-    def makeData(x, y):
-        return toDevice(x), toDevice(y.astype(numpy.int32))
+    def makeData(self, x, y):
+        """Device copies of host x and y, x in the dtype the network computes in (16-bit under mixed
+        precision, as trainFromHost uploads it)."""
+        return toDevice(x.astype(self.net.dtype, copy=False)), toDevice(y.astype(numpy.int32))
 
     def train(self, x, y):
         """Train on every batch of x; returns the mean loss over them (a host float)."""
@@ -64,14 +67,18 @@ class OursWorkload:
 
 class TorchWorkload:
     """PyTorch: the same network with our initial weights copied in, F.cross_entropy, torch.optim.Adam
-    with its defaults (on the CPU that is the single-tensor loop torch picks by default)."""
+    with its defaults (on the CPU that is the single-tensor loop torch picks by default). autocast: None
+    (float32), or the torch dtype of automatic mixed precision (torch.autocast over forward and loss,
+    with a GradScaler for float16)."""
 
     name = "torch"
 
-    def __init__(self, spec, seed, device, weightsFrom=None, withOptimizer=True):
+    def __init__(self, spec, seed, device, weightsFrom=None, withOptimizer=True, autocast=None):
         import torch
         torch.manual_seed(seed)
         self.torch, self.device = torch, torch.device(device)
+        self.autocast = autocast
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=autocast == torch.float16)
         self.net = buildTorch(spec)
         if weightsFrom is not None:
             copyWeights(weightsFrom, self.net)
@@ -93,9 +100,11 @@ class TorchWorkload:
         for start in range(0, x.shape[0], batchsize):
             xb, yb = x[start:start + batchsize], y[start:start + batchsize]
             self.optimizer.zero_grad()
-            loss = functional.cross_entropy(self.net(xb), yb)
-            loss.backward()
-            self.optimizer.step()
+            with self.torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                loss = functional.cross_entropy(self.net(xb), yb)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             total += loss.detach() * xb.shape[0]
         return total.item() / x.shape[0]
 

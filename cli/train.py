@@ -11,6 +11,7 @@ from ..costs.multi import Multi
 from ..datasets.digits import digitsH5
 from ..engine import backend, serialize, setSeed
 from ..engine.communicator import abortOnError, worldCommunicator
+from ..engine.dtype import precisionDtype, precisions
 from ..engine.errors import MacrobatchError
 from ..handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
 from ..handlers.callbacks.modelcheckpoint import checkpointPosition
@@ -104,6 +105,13 @@ def trainCallbacks(args, validated, lead=True):
     return callbacks
 
 
+def scalingNote(rule):
+    """What float16 loss scaling did over the run: the steps it skipped, and the scale it ended at."""
+    state = rule.lossScaler.getState()
+    return (f"float16 loss scaling: {state['skippedSteps']} of {rule.steps} steps skipped (gradients overflowed), "
+            f"loss scale now {state['scale']:g}")
+
+
 def checkOutputs(args):
     """Every folder training will write into, proven writable before any data is read (nothing is
     created yet: a run that fails on its data leaves no empty folders)."""
@@ -157,6 +165,7 @@ def trainOn(args, comm):
     lead = comm is None or comm.rank == 0
     say = print if lead else lambda *args: None
     latest, resumeNotes = findResume(args)
+    precisionDtype(args.precision, "--precision")  # bfloat16 without ml_dtypes: refused before any data is read
     setSeed(args.seed)
     if lead:  # the only writer; two processes checking one new folder would remove it under each other
         checkOutputs(args)
@@ -170,16 +179,16 @@ def trainOn(args, comm):
         checkShapes(data, {f"{prefix}_data": split[0] for prefix, split in found.items() if prefix != "training"})
         heads, warnings = targetHeads(names, found)
         model = buildModel(args.model, data.shape[1:], heads)
-        optimizer = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
+        rule = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
         if args.clip_norm:
-            optimizer.addHook(ClipByGlobalNorm(args.clip_norm))
-        if args.accumulate > 1:
-            optimizer = GradientAccumulation(optimizer, args.accumulate)
-        optimizer.setupOn(model)
+            rule.addHook(ClipByGlobalNorm(args.clip_norm))
+        optimizer = GradientAccumulation(rule, args.accumulate) if args.accumulate > 1 else rule
+        optimizer.setupOn(model, precision=args.precision)
         processes = "" if comm is None else f", {comm.size} processes"
         held = f"{heads[0][1]} classes" if len(heads) == 1 else f"targets {describeHeads(heads)}"
         say(f"macrobatch {backend.name}: {path} ({data.shape[0]} samples of {data.shape[1:]}, {held}), "
-            f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}{processes}")
+            f"{args.model} with {model.paramCount()} parameters, {args.optimizer}, batch {args.batchsize}{processes}"
+            + ("" if args.precision == "float32" else f", {args.precision} mixed precision"))
         for note in warnings:
             say(f"warning: {note}")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +196,7 @@ def trainOn(args, comm):
         callbacks = trainCallbacks(args, bool(val), lead)
         fit = Fit(model, buildCost(heads), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
                   callbacks=callbacks, seed=args.seed, comm=comm, syncBatchNorm=args.sync_batchnorm,
-                  reduceDtype=None if args.reduce_dtype == "float32" else args.reduce_dtype,
+                  reduceDtype=None if args.reduce_dtype == "float32" else args.reduce_dtype, precision=args.precision,
                   schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
         if latest is not None:
             fit.resume(latest)
@@ -201,13 +210,16 @@ def trainOn(args, comm):
             fit.run(*dataAndTarget(found["training"]), args.epochs, *val)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(interruptNote(args, fit)) from None
-        if lead:
-            model.save(args.out, inputShape=data.shape[1:])
         final, split = ((test, "test") if test else (val, "validation") if val else
                         (dataAndTarget(found["training"]), "training"))
         validator = fit.validator
-        validator.validateFromHost(*final, macroBatchSize=args.macrobatch)
+        with optimizer.masterWeights():  # the float32 weights: the saved model, and what predict computes with
+            if lead:
+                model.save(args.out, inputShape=data.shape[1:])
+            validator.validateFromHost(*final, macroBatchSize=args.macrobatch)
         say(f"{split} {figures(validator.metrics, heads)}")
+        if rule.lossScaler is not None:
+            say(scalingNote(rule))
         say(f"saved the model: {args.out}")
         written = [("training curve", c.path) for c in callbacks if isinstance(c, CurvePlot)] + \
             [("per-epoch log", args.csv)] * bool(args.csv) + [("checkpoints", args.checkpoints)] * bool(args.checkpoints)
@@ -259,6 +271,11 @@ def addParser(sub):
                    help="stop after this many epochs without improvement (0: never)")
     t.add_argument("--curve", help="training-curve PNG (default: curve.png beside --out; needs macrobatch[plot]; "
                                    "'none': off)")
+    t.add_argument("--precision", choices=precisions, default="float32",
+                   help="what forward and backward compute in, with float32 master weights either way: float16 with "
+                        "dynamic loss scaling (overflowing steps skipped), bfloat16 unscaled (needs ml_dtypes; CPU "
+                        "only for now); the saved model is float32 and the final accuracy is measured in float32, "
+                        "the per-epoch validation in this precision")
     t.add_argument("--sync-batchnorm", action="store_true",
                    help="under mpiexec: BatchNorm statistics over all processes' batches (default: per process)")
     t.add_argument("--reduce-dtype", choices=["float32", "bfloat16", "float16"], default="float32",

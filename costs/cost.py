@@ -9,11 +9,16 @@ places that ask the host for numbers, so a training loop that does not print nev
 Checks that would need the host mid-batch on the GPU (CrossEntropy's labels given without
 prepareTarget) are made on the device instead and raise at those reads, or earlier at
 ``checkTargets``, which a training loop may call once per macrobatch.
+
+Precision: a cost scores 16-bit predictions (and 16-bit float targets) in float32, as torch's autocast
+runs softmax and losses in float32: the softmax, the logs, every reduction and the gradient are float32,
+and the gradient goes back to the model in the prediction's dtype, multiplied first (in float32) by the
+loss scale of float16 training when one is given, so small gradients are scaled before they are rounded.
 """
 import numpy
 
 from ..engine.backend import isDeviceArray, toDevice, toHost, xp
-from ..engine.dtype import hostCastable
+from ..engine.dtype import hostCastable, isHalf
 from ..engine.errors import DtypeError, LabelError, ShapeError
 
 
@@ -34,13 +39,17 @@ class Cost:
         self.accumCorrect = xp.zeros((), dtype=xp.int64)
         self.accumJudged = xp.zeros((), dtype=xp.int64)
 
-    def __call__(self, pred, target):
-        """Returns (error, grad) for a training batch and adds the error to the accumulator."""
-        error = self.validate(pred, target)
-        return error, self.calcGrad(pred, target)
+    def __call__(self, pred, target, gradScale=None):
+        """Returns (error, grad) for a training batch and adds the error to the accumulator. gradScale: a
+        0-d device float32 (a LossScaler's scale) the gradient is multiplied by before it is cast to the
+        prediction's dtype, or None."""
+        wide, target = widen(pred), widen(target)
+        error = self.validate(wide, target)
+        return error, narrow(self.calcGrad(wide, target), pred, gradScale)
 
     def validate(self, pred, target):
         """Returns the batch's mean error (a 0-d device array) and accumulates it; no gradient."""
+        pred, target = widen(pred), widen(target)
         self.checkShapes(pred, target)
         error = self.calcError(pred, target)
         self.accumErr += error * self.errorWeight(pred, target)
@@ -136,3 +145,19 @@ class Cost:
         self.accumCorrect[...] = toDevice(saved["correct"], self.accumCorrect.dtype)
         self.accumJudged[...] = toDevice(saved["judged"], self.accumJudged.dtype)
         self.accumCount = int(saved["count"])
+
+
+def widen(ary):
+    """A 16-bit float array (or each of a list) as float32, the dtype costs compute in; others as they are."""
+    if isinstance(ary, (list, tuple)):
+        return [widen(a) for a in ary]
+    return ary.astype(numpy.float32) if ary is not None and isHalf(ary.dtype) else ary
+
+
+def narrow(grad, pred, scale):
+    """The gradient (or each of a list) times scale (None: 1), in float32, then in its prediction's dtype."""
+    if isinstance(grad, (list, tuple)):
+        return [narrow(g, p, scale) for g, p in zip(grad, pred)]
+    if scale is not None:
+        grad *= scale
+    return grad.astype(pred.dtype, copy=False)

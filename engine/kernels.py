@@ -13,11 +13,22 @@ class ElementwiseKernel:
         self.args = (inParams, outParams, operation, name)
         self.preamble = preamble
         self.kernel = None
+        self.gatedKernel = None
 
     def __call__(self, *args, **kwargs):
         if self.kernel is None:
             self.kernel = xp.ElementwiseKernel(*self.args, preamble=self.preamble)
         return self.kernel(*args, **kwargs)
+
+    def gated(self):
+        """The same kernel with a leading ``bool gate`` input (a 0-d device bool, broadcast): where it is
+        false the body does not run and the outputs keep their values. A skipped mixed-precision step
+        leaves the weights and the optimizer state untouched this way, without the host reading the flag."""
+        if self.gatedKernel is None:
+            inParams, outParams, operation, name = self.args
+            self.gatedKernel = ElementwiseKernel("bool gate, " + inParams, outParams,
+                                                 "if (gate) {" + operation + "}", name + "_gated", self.preamble)
+        return self.gatedKernel
 
 
 class ReductionKernel:

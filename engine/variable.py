@@ -1,5 +1,6 @@
 """Variable: a trainable array and the gradient accumulated for it."""
 from .backend import xp
+from .dtype import statDtype
 
 
 class Variable:
@@ -57,12 +58,17 @@ class Variable:
             self._grad += xp.matmul(a, b).reshape(self._grad.shape)
 
     def accumulateSum(self, ary, axis):
-        """grad += ary.sum(axis), the reduction writing into grad when it was just zeroed."""
-        if self.gradStale:
+        """grad += ary.sum(axis), the reduction writing into grad when it was just zeroed. 16-bit data is
+        summed in float32 (statDtype): NumPy adds float16 along an axis in float16, which loses a bias
+        gradient summed over a batch (CuPy's half sums take float already)."""
+        dtype = statDtype(ary.dtype)
+        if self.gradStale and dtype == self._grad.dtype:
             ary.sum(axis=axis, out=self._grad)
-            self.gradStale = False
+        elif self.gradStale:
+            self._grad[...] = ary.sum(axis=axis, dtype=dtype)
         else:
-            self._grad += ary.sum(axis=axis)
+            self._grad += ary.sum(axis=axis, dtype=dtype)
+        self.gradStale = False
 
     @property
     def shape(self):

@@ -1,8 +1,6 @@
 """DistributedTrainer: a Trainer in one process of a data-parallel job (issue 8)."""
 import contextlib
 
-import numpy
-
 from ..engine.backend import isCuda, xp
 from ..engine.errors import DtypeError, NonFiniteError
 from ..engine.wire16 import Wire16
@@ -37,7 +35,12 @@ class DistributedTrainer(Sharded, Trainer):
     reduceDtype: None (float32), "float16" or "bfloat16": the gradients are summed as 16-bit words,
     half the bytes on the wire, at the cost of rounding every process's gradient (bfloat16: 8 bits of
     mantissa, float32's range; float16: 11 bits, up to 65504, an overflow raises NonFiniteError on the
-    CPU). float32 models only.
+    CPU). float32 models only (or mixed precision, whose master gradients are float32).
+
+    precision: the Trainer's. Under mixed precision each process unscales its 16-bit gradients into the
+    float32 master gradients, and those are all-reduced (as float32, or as 16-bit words with
+    reduceDtype); with float16 the processes also agree on whether the step is finite (one more
+    all-reduce of one number per step), so an overflow in any process skips the step everywhere.
 
     Not with GradientAccumulation (it already steps on a group's mean; use a larger world instead) nor
     onNonFinite="skip" (a batch skipped in one process would unmatch the collectives): a NaN stops the
@@ -45,13 +48,15 @@ class DistributedTrainer(Sharded, Trainer):
     """
 
     def __init__(self, mod, cost, optimizer, comm, onBatchFinish=None, batchsize=128, checkFinite=True,
-                 syncBatchNorm=False, reduceDtype=None):
+                 syncBatchNorm=False, reduceDtype=None, precision=None):
         if isinstance(optimizer, GradientAccumulation):
             raise ValueError("DistributedTrainer: GradientAccumulation is not supported; the processes "
                              "already add up their batches in every step")
-        if reduceDtype is not None and mod.dtype != numpy.float32:
-            raise DtypeError(f"DistributedTrainer: reduceDtype={reduceDtype!r} needs a float32 model, got {mod.dtype}")
-        super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite)
+        super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite, precision=precision)
+        reduced = {str(grad.dtype) for grad in optimizer.gradArrays()}
+        if reduceDtype is not None and reduced != {"float32"}:
+            raise DtypeError(f"DistributedTrainer: reduceDtype={reduceDtype!r} needs a float32 model, got "
+                             f"{', '.join(sorted(reduced))} (mixed precision reduces float32 master gradients)")
         self.comm = comm
         self.roundSizes = [0]
         self.share = StepShare(comm)
@@ -62,11 +67,13 @@ class DistributedTrainer(Sharded, Trainer):
         self.broadcastModel()
 
     def broadcastModel(self):
-        """Copy rank 0's parameters and statistics into every process's model (collective)."""
-        for var in self.mod.getVariables().values():
-            self.comm.broadcast(var.data)
-        for owner, name in self.mod.getAttrs().values():
-            self.comm.broadcast(owner.attrs[name])
+        """Copy rank 0's parameters (the float32 masters under mixed precision) and statistics into every
+        process's model (collective)."""
+        with self.optimizer.masterWeights():
+            for var in self.mod.getVariables().values():
+                self.comm.broadcast(var.data)
+            for owner, name in self.mod.getAttrs().values():
+                self.comm.broadcast(owner.attrs[name])
 
     def trainFromHost(self, data, target, macroBatchSize=10000, onMacroBatchFinish=None, random=True, *,
                       startMacroBatch=0):
@@ -145,7 +152,7 @@ class DistributedTrainer(Sharded, Trainer):
     def reduceAndStep(self, share):
         """Scale this process's gradients by its share of the step's samples, sum them over the
         processes and update (share 0: a process without a batch in this step)."""
-        self.settleGrads()
+        finite = self.optimizer.prepareGrads()  # zero-fills the gradients no module wrote; unscales 16-bit ones
         for i, grad in enumerate(self.optimizer.gradArrays()):
             if share == 0.0:
                 grad.fill(0)
@@ -155,7 +162,13 @@ class DistributedTrainer(Sharded, Trainer):
                 self.comm.allreduce(grad)
             else:
                 self.allreduceWords(i, grad)
-        self.optimizer.update()
+        self.optimizer.applyUpdate(None if finite is None else self.agreeFinite(finite, share))
+
+    def agreeFinite(self, finite, share):
+        """The step's finite flag of the whole job (a 0-d device bool): false if any process with a batch in
+        it found its gradients non-finite, so every process skips the same steps."""
+        bad = xp.zeros(1, dtype=xp.float32) if share == 0.0 else (~finite).astype(xp.float32).reshape(1)
+        return self.comm.allreduce(bad)[0] == 0
 
     def allreduceWords(self, i, grad):
         """Sum grad over the processes as 16-bit words, in a buffer kept per gradient array."""

@@ -62,7 +62,9 @@ class Fit:
     everywhere; give writing callbacks to rank 0 only); syncBatchNorm and reduceDtype: DistributedTrainer's
     (synchronised BatchNorm statistics, a 16-bit gradient all-reduce), unused without comm.
     onNonFinite: the Trainer's ("skip" leaves out batches whose loss or gradients are NaN or Inf; a
-    per-batch schedule does not advance on them).
+    per-batch schedule does not advance on them). precision: the Trainer's (None: the optimizer's;
+    "float16" or "bfloat16" trains in mixed precision). Under mixed precision, checkpoints, best weights and
+    saved models hold the float32 master weights; validation runs in the training precision.
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
     metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
@@ -71,7 +73,7 @@ class Fit:
 
     def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
                  valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise", comm=None,
-                 syncBatchNorm=False, reduceDtype=None):
+                 syncBatchNorm=False, reduceDtype=None, precision=None):
         self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
@@ -79,13 +81,13 @@ class Fit:
         valCost = valCost if valCost is not None else validationCost(cost)
         if self.comm is None:
             self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize,
-                                   onNonFinite=onNonFinite)
+                                   onNonFinite=onNonFinite, precision=precision)
             self.validator = Validator(mod, valCost, batchsize=batchsize, metrics=metrics,
                                        onBatchFinish=self.checkInterrupt)
         else:
             self.trainer = DistributedTrainer(mod, cost, optimizer, self.comm, onBatchFinish=self.batchFinished,
                                               batchsize=batchsize, syncBatchNorm=syncBatchNorm,
-                                              reduceDtype=reduceDtype)
+                                              reduceDtype=reduceDtype, precision=precision)
             self.validator = DistributedValidator(mod, valCost, self.comm, batchsize=batchsize, metrics=metrics)
         seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
         self.seed = seed if self.comm is None else self.comm.allgather(seed)[0]
@@ -232,7 +234,7 @@ class Fit:
         model = {"params": {}, "attrs": {}}
         inEpoch = self.comm is not None and self.position
         accumulator = self.jobAccumulator if inEpoch else self.trainer.cost.getAccumulator()
-        for key, ary in self.mod.getState().items():
+        for key, ary in self.modelState().items():
             kind, name = key.split("/", 1)
             model[kind][name] = ary
         return {"epoch": self.epoch, "seed": self.seed, "history": self.history, "model": model,
@@ -243,6 +245,18 @@ class Fit:
                 "macroBatchSize": self.trainer.macroBatchSize or 0,
                 "accumulator": mapAccumulator(accumulator, lambda value: value if isinstance(value, int)
                                               else toHost(value))}
+
+    def modelState(self):
+        """Host copies of the model's arrays (mod.getState()), of the float32 master weights under mixed
+        precision."""
+        with self.optimizer.masterWeights():
+            return {key: ary.copy() for key, ary in self.mod.getState().items()}
+
+    def setModelState(self, state, source="state"):
+        """mod.setState(state), into the float32 master weights under mixed precision (the 16-bit copy
+        follows)."""
+        with self.optimizer.masterWeights():
+            self.mod.setState(state, source)
 
     def saveCheckpoint(self, path):
         """Write getState() to an HDF5 file, atomically: a crash mid-save leaves the previous file."""
@@ -274,8 +288,8 @@ class Fit:
                                      f"it with macroBatchSize {walked} or 'auto' (this run has {self.macroBatchSize}), "
                                      "or from a checkpoint at an epoch's end")
             self.macroBatchSize = walked  # 'auto' might choose otherwise now: the epoch must go on as it began
-        self.mod.setState({f"{kind}/{name}": ary for kind in ("params", "attrs")
-                           for name, ary in state["model"].get(kind, {}).items()}, source)
+        self.setModelState({f"{kind}/{name}": ary for kind in ("params", "attrs")
+                            for name, ary in state["model"].get(kind, {}).items()}, source)
         self.optimizer.setState(state["optimizer"])
         if self.schedule is not None and state.get("schedule") is not None:
             self.schedule.setState(state["schedule"])

@@ -10,7 +10,7 @@ import numpy
 from ..costs.multi import targetArrays
 from ..engine.backend import isDeviceArray, xp
 from ..engine.checks import checkPositiveInt
-from ..engine.dtype import defaultDtype, hostCastable
+from ..engine.dtype import defaultDtype, hostCastable, isFloat
 from ..engine.errors import DatasetError, DtypeError, NonFiniteError, ReadError, ShapeError
 from ..engine.random import hostRng, permutation
 from ..engine.transfer import Uploader, batchMemoryAdvice
@@ -290,7 +290,7 @@ def spanRange(start, stop, step):
 def checkFiniteBlock(ary, name, offset, where):
     """NonFiniteError naming the first sample of ary (a block starting at sample offset) that holds NaN or
     Inf; one pass over floating data, nothing for other dtypes (they cannot hold either)."""
-    if ary.dtype.kind != "f":
+    if not isFloat(ary.dtype):
         return
     mod = numpy if isinstance(ary, numpy.ndarray) else xp
     if bool(mod.isfinite(ary).all()):

@@ -1,5 +1,8 @@
 """Trainer: forward, cost, backward and optimizer update on every batch."""
+import contextlib
 import math
+
+import numpy
 
 from ..costs.multi import targetCount
 from ..engine.backend import isCuda, toHost, xp
@@ -32,9 +35,24 @@ class Trainer(Handler):
       ``batchSkipped`` tells whether the batch just handled was skipped). On
       the GPU this reads one flag from the device per batch, a synchronisation per batch. Not with
       GradientAccumulation, whose group sum cannot drop one batch's gradients.
+
+    precision: None (default: the precision the optimizer was set up in, float32 unless told otherwise),
+    "float32", "float16" or "bfloat16". A precision other than the optimizer's sets the optimizer up again
+    on mod in it (before any step only): mixed precision, with float32 master weights in the optimizer and
+    the model computing in 16 bits (see Optimizer). Data is then uploaded in the 16-bit dtype (half the
+    bytes), the cost scores in float32 (see Cost) and, with float16, the loss gradient is multiplied by the
+    optimizer's loss scale: a step whose gradients overflow is then skipped and the scale backed off by
+    the LossScaler, on the device, instead of being an error; a NaN or Inf loss is still one.
     """
 
-    def __init__(self, mod, cost, optimizer, onBatchFinish=None, batchsize=128, checkFinite=True, onNonFinite="raise"):
+    def __init__(self, mod, cost, optimizer, onBatchFinish=None, batchsize=128, checkFinite=True, onNonFinite="raise",
+                 precision=None):
+        if precision is not None and precision != optimizer.precision:
+            if optimizer.steps:
+                raise ValueError(f"Trainer: precision={precision!r} would set the optimizer up again on the model, "
+                                 f"losing {optimizer.steps} steps of its {optimizer.precision} state; set it up with "
+                                 "setupOn(mod, precision=...) before training")
+            optimizer.setupOn(mod, precision=precision)
         super().__init__(mod, onBatchFinish, batchsize, checkFinite)
         if onNonFinite not in ("raise", "skip"):
             raise ValueError(f"onNonFinite must be 'raise' or 'skip', got {onNonFinite!r}")
@@ -67,11 +85,18 @@ class Trainer(Handler):
         self.skippedBatches = 0
 
     def handleBatch(self, batch, idx, state):
+        # Under loss scaling an overflow in the scaled gradients is expected now and then (the step is
+        # skipped): NumPy's overflow warnings would only be noise.
+        with numpy.errstate(over="ignore", invalid="ignore") if self.scaled else contextlib.nullcontext():
+            self.trainBatch(batch, idx, state)
+
+    def trainBatch(self, batch, idx, state):
+        """Forward, cost, backward and (unless the batch is skipped) the optimizer step of one batch."""
         data, target = batch
         skip = self.onNonFinite == "skip"
         self.batchSkipped = False
         saved = self.cost.getAccumulator() if skip else None
-        error, grad = self.cost(checkOutputs(self.mod(data), target), target)
+        error, grad = self.cost(checkOutputs(self.mod(data), target), target, self.optimizer.lossScale())
         where = (f"batch {idx} (macrobatch {state['macroBatch']}, samples "
                  f"{state['start']}..{state['start'] + state['size'] - 1} of it)")
         if not isCuda and not skip:
@@ -83,7 +108,7 @@ class Trainer(Handler):
             self.skippedBatches += 1
             self.batchSkipped = True
             return
-        if not skip:
+        if not skip and not self.scaled:
             if isCuda:
                 self.gradsFinite &= self.gradsAreFinite()
             elif not self.gradsAreFinite():
@@ -95,12 +120,18 @@ class Trainer(Handler):
         """Apply the optimizer to the batch's gradients (a data-parallel trainer reduces them first)."""
         self.optimizer.update()
 
+    @property
+    def scaled(self):
+        """Whether the loss is scaled (float16 mixed precision): gradients that overflow are then the loss
+        scaler's to skip, not an error."""
+        return self.optimizer.lossScale() is not None
+
     def gradsAreFinite(self):
         """Whether every parameter gradient is finite: a device bool. Reading each Variable's grad first
         zero-fills the gradients no module wrote this batch, so stale values are never judged."""
         self.settleGrads()
         ok = xp.ones((), dtype=bool)
-        for grad in self.optimizer.gradArrays():
+        for grad in self.optimizer.backwardGradArrays():
             ok &= xp.isfinite(grad).all()
         return ok
 
@@ -111,8 +142,9 @@ class Trainer(Handler):
             var.grad  # reading a lazily zeroed gradient fills it
 
     def stepIsFinite(self, error):
-        """Loss and gradients all finite: one flag read from the device (a sync per batch on the GPU)."""
-        return bool(xp.isfinite(error) & self.gradsAreFinite())
+        """Loss and gradients all finite (the loss only, under loss scaling): one flag read from the device
+        (a sync per batch on the GPU)."""
+        return bool(xp.isfinite(error) & (True if self.scaled else self.gradsAreFinite()))
 
     def finishMacroBatch(self):
         """On the GPU, the once-per-macrobatch reads: labels the cost screened on the device, then the

@@ -21,9 +21,9 @@ class Embedder(Module):
     first in a network, and handlers upload data for it as ``indexDtype`` instead of floats. The gradient
     of W is the scatter-add of the output gradient's rows at their indices: on NumPy the indices are
     sorted once and the rows of each distinct index summed with one reduceat, far quicker than
-    numpy.add.at; on CuPy one add.at (atomic adds). Precision: a float16 table's gradient rows are summed
-    in float32 (engine.dtype.statDtype; NumPy's reduceat does so itself, on CuPy they are added into a float32
-    table first), so a frequent index's many rows do not lose float16's 11-bit mantissa.
+    numpy.add.at; on CuPy one add.at (atomic adds). Precision: a 16-bit table's gradient rows are summed
+    in float32 (engine.dtype.statDtype; on CuPy added into a float32 table first), so a frequent index's many
+    rows do not lose float16's 11-bit mantissa (or bfloat16's 8 bits).
 
     Indices outside [0, vocabulary) are refused by ``checkIndices`` with a LabelError naming the index
     and its position. On NumPy every call checks (no cost beyond one pass). On CuPy a per-call check
@@ -119,4 +119,4 @@ class Embedder(Module):
         order = numpy.argsort(indices, kind="stable")
         ordered = indices[order]
         starts = numpy.flatnonzero(numpy.concatenate(([True], ordered[1:] != ordered[:-1])))
-        table[ordered[starts]] += numpy.add.reduceat(rows[order], starts, axis=0)
+        table[ordered[starts]] += numpy.add.reduceat(rows[order], starts, axis=0, dtype=statDtype(table.dtype))

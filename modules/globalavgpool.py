@@ -2,6 +2,7 @@
 import math
 
 from ..engine.backend import xp
+from ..engine.dtype import matmul
 from ..engine.errors import ShapeError
 from .module import Module
 
@@ -29,7 +30,7 @@ class GlobalAvgPool(Module):
         n, c = data.shape[:2]
         count = math.prod(data.shape[2:])
         weights = xp.full(count, 1.0 / count, dtype=data.dtype)
-        return xp.matmul(data.reshape(n * c, count), weights).reshape(n, c)
+        return matmul(data.reshape(n * c, count), weights).reshape(n, c)
 
     @staticmethod
     def spreadMean(grad, shape):

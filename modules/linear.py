@@ -1,6 +1,6 @@
 """Linear: y = x W + b."""
 from ..engine.backend import xp
-from ..engine.dtype import defaultDtype
+from ..engine.dtype import defaultDtype, matmul
 from ..engine.init import initWeights
 from ..engine.variable import Variable
 from ..engine.errors import ShapeError
@@ -27,13 +27,13 @@ class Linear(Module):
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.insize}), got {tuple(shape)}")
 
     def updateData(self, data):
-        out = xp.matmul(data, self.vars["W"].data)
+        out = matmul(data, self.vars["W"].data)
         if "b" in self.vars:
             out += self.vars["b"].data
         return out
 
     def updateGrad(self, grad):
-        return xp.matmul(grad, self.vars["W"].data.T)
+        return matmul(grad, self.vars["W"].data.T)
 
     def accGradParams(self, grad):
         self.vars["W"].accumulateMatmul(self.inData.T, grad)

@@ -19,7 +19,7 @@ import numpy
 
 from ..engine import serialize
 from ..engine.backend import checkOnDevice, toDevice, toHost
-from ..engine.dtype import checkFloat
+from ..engine.dtype import checkFloat, isBfloat16
 from ..engine.errors import DtypeError, ModelFileError, ShapeError
 
 
@@ -205,14 +205,15 @@ class Module:
 
     def save(self, path, inputShape=None):
         """Write architecture and weights to an HDF5 file, atomically (write, fsync, rename); inputShape,
-        the shape of one sample, is recorded for tools that run the model (summary)."""
+        the shape of one sample, is recorded for tools that run the model (summary). bfloat16 arrays are written
+        as float32 (exactly): HDF5 has no bfloat16, and h5py would store opaque bytes that load cannot read."""
         with serialize.atomicH5(path) as f:
             f.attrs["format"] = "macrobatch-model-1"
             f.attrs["blueprint"] = json.dumps(self.getBlueprint())
             if inputShape is not None:
                 f.attrs["inputShape"] = json.dumps([int(n) for n in inputShape])
             for key, ary in self.getState().items():
-                f.create_dataset(key, data=ary)
+                f.create_dataset(key, data=ary.astype(numpy.float32) if isBfloat16(ary.dtype) else ary)
 
     def load(self, path):
         """Load weights saved by save() into this module; refuses (changing nothing) a file for another model."""

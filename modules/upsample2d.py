@@ -2,6 +2,7 @@
 import numpy
 
 from ..engine.backend import toDevice, xp
+from ..engine.dtype import matmul
 from ..engine.im2col import pair
 from .module import Module
 
@@ -70,8 +71,8 @@ class Upsample2D(Module):
                 xp.copyto(view, data)
             return out
         ah, aw = self.interpolation((h, w), data.dtype)
-        rows = xp.matmul(data.reshape(n * c * h, w), aw.T)
-        return xp.matmul(ah, rows.reshape(n * c, h, W)).reshape(n, c, H, W)
+        rows = matmul(data.reshape(n * c * h, w), aw.T)
+        return matmul(ah, rows.reshape(n * c, h, W)).reshape(n, c, H, W)
 
     def updateGrad(self, grad):
         n, c, h, w = self.inData.shape
@@ -83,5 +84,5 @@ class Upsample2D(Module):
                 out += view
             return out
         ah, aw = self.interpolation((h, w), grad.dtype)
-        rows = xp.matmul(ah.T, grad.reshape(n * c, H, W))
-        return xp.matmul(rows.reshape(n * c * h, W), aw).reshape(n, c, h, w)
+        rows = matmul(ah.T, grad.reshape(n * c, H, W))
+        return matmul(rows.reshape(n * c * h, W), aw).reshape(n, c, h, w)

@@ -80,4 +80,4 @@ class Adam(Optimizer):
         param -= scratch
 
     def updateGpu(self, param, grad, state, scalars):
-        (self.amsgradKernel if self.amsgrad else self.kernel)(grad, *scalars, param, *state)
+        self.launch(self.amsgradKernel if self.amsgrad else self.kernel, grad, *scalars, param, *state)

@@ -1,6 +1,6 @@
 """ClipByGlobalNorm: scale all gradients so that their joint L2 norm is at most maxNorm."""
 from ..engine.backend import isCuda, xp
-from .optimizer import Optimizer
+from ..engine.checks import checkHyper
 
 
 class ClipByGlobalNorm:
@@ -13,7 +13,7 @@ class ClipByGlobalNorm:
     """
 
     epsilon = 1e-6
-    checkHyper = Optimizer.checkHyper
+    checkHyper = checkHyper
 
     def __init__(self, maxNorm):
         self.maxNorm = self.checkHyper("maxNorm", maxNorm, lowOpen=True)

@@ -18,6 +18,11 @@ class GradientAccumulation:
     The wrapper stands where the optimizer would: ``GradientAccumulation(Adam(1e-3), 4).setupOn(net)``,
     then pass it to the Trainer. ``learnRate``, ``steps`` (updates applied), ``addHook`` and
     ``gradArrays`` reach the wrapped optimizer, whose hooks run on the averaged gradients.
+
+    Under mixed precision (``setupOn(net, precision=...)``) the group's gradients add up in the 16-bit
+    gradients backward writes (scaled by the loss scale with float16); the last batch unscales them
+    into float32 once, averages them there, and steps, so the loss scale adapts once per group, as
+    torch's GradScaler does when it steps once per accumulated group.
     """
 
     def __init__(self, optimizer, batches):
@@ -37,8 +42,12 @@ class GradientAccumulation:
     def steps(self):
         return self.optimizer.steps
 
-    def setupOn(self, module, useGlobalState=True):
-        self.optimizer.setupOn(module, useGlobalState)
+    @property
+    def precision(self):
+        return self.optimizer.precision
+
+    def setupOn(self, module, useGlobalState=True, precision="float32", lossScaler=None):
+        self.optimizer.setupOn(module, useGlobalState, precision, lossScaler)
         self.pending = 0
         return self
 
@@ -48,6 +57,15 @@ class GradientAccumulation:
 
     def gradArrays(self):
         return self.optimizer.gradArrays()
+
+    def backwardGradArrays(self):
+        return self.optimizer.backwardGradArrays()
+
+    def lossScale(self):
+        return self.optimizer.lossScale()
+
+    def masterWeights(self):
+        return self.optimizer.masterWeights()
 
     def zeroGradParams(self):
         """Clear the gradients at the start of a group only; inside one they keep adding up."""
@@ -70,14 +88,13 @@ class GradientAccumulation:
         return True
 
     def step(self):
-        # A gradient left stale since the group began holds old values here; scaling them is harmless,
-        # since the update's binding check zero-fills it before the step reads it.
+        finite = self.optimizer.prepareGrads()  # zero-fills gradients left stale since the group began
         if self.pending > 1:
             scale = 1.0 / self.pending
             for grad in self.optimizer.gradArrays():
                 grad *= scale
         self.pending = 0
-        self.optimizer.update()
+        self.optimizer.applyUpdate(finite)
 
     def getState(self):
         """The wrapped optimizer's state, the pending count and, inside a group, the gradients

@@ -79,8 +79,8 @@ class LARS(Optimizer):
         self.trustCoef = self.checkHyper("trustCoef", trustCoef, lowOpen=True)
         self.tables = []
 
-    def setupOn(self, module, useGlobalState=True):
-        super().setupOn(module, useGlobalState)
+    def setupOn(self, module, useGlobalState=True, precision="float32", lossScaler=None):
+        super().setupOn(module, useGlobalState, precision, lossScaler)
         self.tables = [SegmentTable(segments, param.size)
                        for (param, _, _, _), segments in zip(self.slots, self.segments)]
         return self

@@ -2,10 +2,9 @@
 import numpy as np
 
 from ..engine.backend import checkOnDevice, isCuda, xp
-from ..engine.checks import checkPositiveInt
+from ..engine.checks import checkHyper, checkPositiveInt
 from ..engine.errors import DtypeError, ModelFileError, ShapeError
 from ..engine.kernels import ElementwiseKernel
-from .optimizer import Optimizer
 
 
 class LossScaler:
@@ -29,7 +28,7 @@ class LossScaler:
     as torch's enabled=False.
     """
 
-    checkHyper = Optimizer.checkHyper
+    checkHyper = checkHyper
     dtypes = (np.dtype(np.float16), np.dtype(np.float32))
 
     # As torch's _amp_foreach_non_finite_check_and_unscale_: the check looks at the scaled value,
@@ -141,6 +140,17 @@ class LossScaler:
 
     def setState(self, state):
         """Restore getState(); everything is checked before anything is written."""
+        values = self.checkState(state)
+        (self.growthFactor, self.backoffFactor, self.growthInterval), (scale, tracker, skipped) = values
+        self.scale.fill(scale)
+        self.growthTracker.fill(tracker)
+        self.skippedSteps.fill(skipped)
+
+    def checkState(self, state):
+        """ModelFileError unless state is a getState() this scaler can load; returns the hyperparameters
+        and the state values, checked."""
+        if not isinstance(state, dict):
+            raise ModelFileError("LossScaler.setState: no saved loss-scaler state (a float16 run needs one)")
         try:
             enabled = bool(state["enabled"])
             scale = self.checkScale(state["scale"])
@@ -156,7 +166,4 @@ class LossScaler:
         if not (0 <= tracker < growthInterval and skipped >= 0):
             raise ModelFileError(f"LossScaler.setState: growthTracker {tracker} must be in [0, {growthInterval}) "
                                  f"and skippedSteps {skipped} >= 0")
-        self.growthFactor, self.backoffFactor, self.growthInterval = growthFactor, backoffFactor, growthInterval
-        self.scale.fill(scale)
-        self.growthTracker.fill(tracker)
-        self.skippedSteps.fill(skipped)
+        return (growthFactor, backoffFactor, growthInterval), (scale, tracker, skipped)

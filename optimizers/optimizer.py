@@ -3,12 +3,16 @@
 Sign convention: a cost returns d loss / d pred, the loss's own gradient, so after backward each
 ``Variable.grad`` holds d loss / d param; optimizers SUBTRACT a step along it.
 """
-import math
+import contextlib
 
 from ..engine.backend import isCuda, toDevice, toHost, xp
+from ..engine.checks import checkHyper
+from ..engine.dtype import precisionDtype
 from ..engine.errors import DtypeError, ModelFileError, ShapeError
 from ..engine.flatbuffer import FlatBuffer
 from ..engine.parallel import runParallel, splitRanges
+from .lossscaler import LossScaler
+from .workingcopy import WorkingCopy
 
 
 class Optimizer:
@@ -48,6 +52,17 @@ class Optimizer:
 
     ``scratchCount``: scratch arrays the NumPy update needs; with more than one, ``scratch`` is a
     (scratchCount, size) array whose rows are the scratch arrays.
+
+    Mixed precision (``setupOn(module, precision="float16" | "bfloat16")``): the flat buffers keep the
+    float32 master weights and gradients, and a WorkingCopy holds 16-bit weights and gradients that the
+    module's Variables are rebound to, so forward and backward run in 16 bits. Each update unscales the
+    16-bit gradients into the float32 ones (one fused pass per buffer), runs the hooks and the step on
+    float32, and casts the new masters back into the 16-bit weights (one pass per buffer). float16 adds
+    a LossScaler (``lossScaler``; a Trainer multiplies the loss gradient by ``lossScale()``): a step
+    whose gradients overflowed is skipped on the device, weights and state untouched, by the gated
+    copy of the update kernel (engine.kernels), without the host reading the flag. ``steps`` counts
+    skipped steps too (the host never learns which were skipped), so Adam's bias correction after a
+    skipped step is that of one step later than torch's, whose fused Adam does not count it.
     """
 
     scratchCount = 1
@@ -65,6 +80,8 @@ class Optimizer:
         self.runs = []
         self.runScales = []
         self.cpuParts = []
+        self.precision = "float32"
+        self.workingCopy = self.lossScaler = self.gate = None
 
     @property
     def learnRate(self):
@@ -74,24 +91,21 @@ class Optimizer:
     def learnRate(self, value):
         self._learnRate = self.checkHyper("learnRate", value)
 
-    def checkHyper(self, name, value, low=0.0, high=math.inf, lowOpen=False):
-        """Return value as a Python float (so NumPy math on float32 buffers stays float32), or
-        raise ValueError unless low <= value < high (low < value when lowOpen)."""
-        value = float(value)
-        if not ((low < value if lowOpen else low <= value) and value < high):
-            bounds = (f"{'>' if lowOpen else '>='} {low:g}" if high == math.inf
-                      else f"in {'(' if lowOpen else '['}{low:g}, {high:g})")
-            raise ValueError(f"{type(self).__name__}: {name} must be {bounds}, got {value}")
-        return value
+    checkHyper = checkHyper
 
-    def setupOn(self, module, useGlobalState=True):
+    def setupOn(self, module, useGlobalState=True, precision="float32", lossScaler=None):
         """Take module's Variables (shared ones once) and create the optimizer state; with
-        useGlobalState, rebind their data and grad to views of one flat buffer per dtype."""
+        useGlobalState, rebind their data and grad to views of one flat buffer per dtype.
+
+        precision: "float32" (the parameters' own dtype, whatever it is), or "float16" / "bfloat16" for
+        mixed precision on a float32 module (see the class docstring); lossScaler: the LossScaler of
+        float16 training (default LossScaler(), torch GradScaler's defaults)."""
         variables = module.getVariables()
         if not variables:
             raise ValueError(f"{type(self).__name__}.setupOn: {module.describe()} has no trainable parameters")
         for name, var in variables.items():
             self.checkVariable(name, var)
+        workDtype = self.checkPrecision(module, variables, useGlobalState, precision, lossScaler)
         multipliers = self.resolveMultipliers(variables, self.multiplierRules)
         names = {id(var): name for name, var in variables.items()}
         if useGlobalState:
@@ -109,11 +123,32 @@ class Optimizer:
         # Only the NumPy path needs scratch; the GPU kernels keep their temporaries in registers.
         self.slots = [(param, grad, self.initState(param), None if isCuda else self.newScratch(param))
                       for param, grad in arrays]
+        self.precision = precision
+        self.workingCopy = None if workDtype is None else WorkingCopy(self.buffers, module, workDtype)
+        self.lossScaler = (lossScaler or LossScaler()) if precision == "float16" else None
         self.bindings = [(name, var, var.data, var.grad) for name, var in variables.items()]
         self.steps = 0
         self.multipliers = multipliers
         self.buildRuns()
         return self
+
+    def checkPrecision(self, module, variables, useGlobalState, precision, lossScaler):
+        """The 16-bit dtype of a mixed precision (None for "float32"), once the setup is known to allow it."""
+        where = f"{type(self).__name__}.setupOn"
+        dtype = precisionDtype(precision, where)
+        if lossScaler is not None and (precision != "float16" or not isinstance(lossScaler, LossScaler)):
+            raise ValueError(f"{where}: lossScaler must be a LossScaler, and is for precision='float16' only "
+                             f"(got {type(lossScaler).__name__} with precision={precision!r})")
+        if precision == "float32":
+            return None
+        if not useGlobalState:
+            raise ValueError(f"{where}: precision={precision!r} keeps the float32 master weights in the flat "
+                             "buffers of global state; use useGlobalState=True")
+        others = sorted({str(var.dtype) for var in variables.values()} - {"float32"})
+        if others:
+            raise DtypeError(f"{where}: precision={precision!r} needs a float32 {module.describe()} (the master "
+                             f"weights), but it has {', '.join(others)} parameters; build it in float32")
+        return dtype
 
     def newScratch(self, param):
         shape = (param.size,) if self.scratchCount == 1 else (self.scratchCount, param.size)
@@ -202,8 +237,33 @@ class Optimizer:
 
     def gradArrays(self):
         """The gradient arrays the update reads: one flat buffer per dtype with global state, every
-        Variable's grad without it (gaps between views are zero, so norms over them are exact)."""
+        Variable's grad without it (gaps between views are zero, so norms over them are exact). Under
+        mixed precision, the float32 master gradients, which prepareGrads fills."""
         return [grad for _, grad, _, _ in self.slots]
+
+    def backwardGradArrays(self):
+        """The gradient arrays backward writes: the 16-bit flat gradients under mixed precision (scaled
+        by lossScale() with float16), else gradArrays()."""
+        return self.gradArrays() if self.workingCopy is None else list(self.workingCopy.grad)
+
+    def lossScale(self):
+        """The 0-d device float32 to multiply the loss gradient by before backward (float16 mixed
+        precision), or None."""
+        return None if self.lossScaler is None else self.lossScaler.lossScale()
+
+    @contextlib.contextmanager
+    def masterWeights(self):
+        """Under mixed precision, the module's Variables are the float32 master weights inside the block
+        (to save the model, or evaluate it, in float32) and the 16-bit ones again after it; a no-op
+        otherwise. Do not train inside the block."""
+        if self.workingCopy is None:
+            yield
+            return
+        self.workingCopy.unbind()
+        try:
+            yield
+        finally:
+            self.workingCopy.bind()
 
     def paramArrays(self):
         """The parameter arrays, in gradArrays' order (for hooks with ``usesParams``: weight decay)."""
@@ -217,23 +277,55 @@ class Optimizer:
 
     def update(self):
         """Apply one step to every parameter from its accumulated gradient."""
+        self.applyUpdate(self.prepareGrads())
+
+    def prepareGrads(self):
+        """The first half of update: check the bindings and, under mixed precision, unscale the 16-bit
+        gradients into the float32 ones. Returns the step's finite flag (a 0-d device bool) under loss
+        scaling, else None. Between the halves gradArrays() may be changed in place (averaged over an
+        accumulation group, summed over processes)."""
         if not self.slots:
             raise RuntimeError(f"{type(self).__name__}.update called before setupOn(module)")
         self.checkBindings()
+        return None if self.workingCopy is None else self.workingCopy.unscale(self.lossScale())
+
+    def applyUpdate(self, finite=None):
+        """The second half of update: hooks, then the step (left out where finite is false), then,
+        under mixed precision, the 16-bit weights refreshed and the loss scale adapted."""
         if self.gradientHooks:
             grads, params = self.gradArrays(), self.paramArrays()
             for hook in self.gradientHooks:
                 hook(grads, params) if getattr(hook, "usesParams", False) else hook(grads)
         self.steps += 1
+        if finite is None or isCuda or bool(finite):
+            self.step(finite)
+        if self.workingCopy is not None:
+            self.workingCopy.refresh()
+        if self.lossScaler is not None:
+            self.lossScaler.update(finite)
+
+    def step(self, gate):
+        """The update of every run; on the GPU gated by the device flag gate (None: not gated)."""
         self.prepareStep()
         scalars = {scale: self.scaledScalars(scale) for scale in set(self.runScales)}
         if isCuda:
-            for scale, a, b, flat in self.runs:
-                param, grad, state, _ = self.view(flat, a, b)
-                self.updateGpu(param, grad, state, scalars[scale])
+            self.gate = gate
+            try:
+                for scale, a, b, flat in self.runs:
+                    param, grad, state, _ = self.view(flat, a, b)
+                    self.updateGpu(param, grad, state, scalars[scale])
+            finally:
+                self.gate = None
         else:
             for scale, parts in zip(self.runScales, self.cpuParts):
                 runParallel(self.updateCpu, [part + (scalars[scale],) for part in parts])
+
+    def launch(self, kernel, *args):
+        """Run a fused update kernel: its gated copy while the step is gated by a device flag."""
+        if self.gate is None:
+            kernel(*args)
+        else:
+            kernel.gated()(self.gate, *args)
 
     def scaledScalars(self, scale):
         """stepScalars() with the learning rate multiplied by scale, so everything the rate enters
@@ -252,10 +344,18 @@ class Optimizer:
 
     def getState(self):
         """Host copies of what the next updates depend on: the step count, the learning rate, the
-        learning-rate multipliers by parameter name and every state array (moments, velocities), by slot."""
-        return {"steps": self.steps, "learnRate": self.learnRate, "multipliers": dict(self.multipliers),
-                "slots": {str(i): {str(j): toHost(ary).copy() for j, ary in enumerate(state)}
-                          for i, (_, _, state, _) in enumerate(self.slots)}}
+        learning-rate multipliers by parameter name and every state array (moments, velocities), by slot;
+        under mixed precision also the precision, the float32 master weights by slot and the loss scaler's
+        state, so a resumed run goes on from the exact masters, not from their 16-bit copies."""
+        state = {"steps": self.steps, "learnRate": self.learnRate, "multipliers": dict(self.multipliers),
+                 "slots": {str(i): {str(j): toHost(ary).copy() for j, ary in enumerate(state)}
+                           for i, (_, _, state, _) in enumerate(self.slots)}}
+        if self.workingCopy is not None:
+            state["precision"] = self.precision
+            state["master"] = {str(i): toHost(param).copy() for i, (param, _, _, _) in enumerate(self.slots)}
+        if self.lossScaler is not None:
+            state["lossScaler"] = self.lossScaler.getState()
+        return state
 
     def setState(self, state):
         """Restore getState() of an optimizer of this kind set up on the same architecture; every
@@ -268,6 +368,18 @@ class Optimizer:
                 any(saved is None or saved.shape != ary.shape for ary, saved in pairs):
             raise ModelFileError(f"{type(self).__name__}.setState: the saved state does not fit this optimizer "
                                  "(another optimizer or another architecture)")
+        saved = state.get("precision", "float32")
+        if saved != self.precision:
+            raise ModelFileError(f"{type(self).__name__}.setState: the state was saved in {saved} precision, this "
+                                 f"optimizer trains in {self.precision}; set it up with precision={saved!r}")
+        master = state.get("master", {})
+        if self.workingCopy is not None and (len(master) != len(self.slots) or any(
+                master.get(str(i)) is None or master[str(i)].shape != param.shape
+                for i, (param, _, _, _) in enumerate(self.slots))):
+            raise ModelFileError(f"{type(self).__name__}.setState: the saved master weights do not fit this "
+                                 "optimizer (another architecture)")
+        if self.lossScaler is not None:
+            self.lossScaler.checkState(state.get("lossScaler"))
         rules = {name: self.checkHyper("learnRate multiplier", value)
                  for name, value in state.get("multipliers", self.multipliers).items()}
         variables = {name: var for name, var, _, _ in self.bindings}
@@ -276,6 +388,12 @@ class Optimizer:
                                  f"lacks: {sorted(set(rules) - set(variables))}")
         for ary, saved in pairs:
             ary[...] = toDevice(saved, ary.dtype)
+        if self.workingCopy is not None:
+            for i, (param, _, _, _) in enumerate(self.slots):
+                param[...] = toDevice(master[str(i)], param.dtype)
+            self.workingCopy.refresh()
+        if self.lossScaler is not None:
+            self.lossScaler.setState(state["lossScaler"])
         self.steps, self.learnRate = int(state["steps"]), state["learnRate"]
         self.multiplierRules, self.multipliers = rules, dict(rules)
         self.buildRuns()
@@ -290,4 +408,4 @@ class Optimizer:
         raise NotImplementedError
 
     def updateGpu(self, param, grad, state, scalars):
-        self.kernel(grad, *scalars, param, *state)
+        self.launch(self.kernel, grad, *scalars, param, *state)

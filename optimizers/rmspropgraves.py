@@ -39,7 +39,7 @@ class RMSPropGraves(Optimizer):
         return (self.learnRate, self.decay, 1.0 - self.decay, self.epsilon) + ((self.momRate,) if self.momRate else ())
 
     def updateGpu(self, param, grad, state, scalars):
-        (self.momentumKernel if self.momRate else self.kernel)(grad, *scalars, param, *state)
+        self.launch(self.momentumKernel if self.momRate else self.kernel, grad, *scalars, param, *state)
 
     def updateCpu(self, param, grad, state, scratch, scalars):
         lr, decay, oneMinusDecay, epsilon = scalars[:4]

@@ -1,7 +1,7 @@
 """WeightDecay: L2 regularisation as a gradient hook, g += rate * p."""
 from ..engine.backend import isCuda, xp
+from ..engine.checks import checkHyper
 from ..engine.kernels import ElementwiseKernel
-from .optimizer import Optimizer
 
 
 class WeightDecay:
@@ -16,7 +16,7 @@ class WeightDecay:
 
     usesParams = True
     chunk = 1 << 14
-    checkHyper = Optimizer.checkHyper
+    checkHyper = checkHyper
     kernel = ElementwiseKernel("T param, T rate", "T grad", "grad += rate * param;", "macrobatch_weight_decay")
 
     def __init__(self, rate):

@@ -1,5 +1,4 @@
 """EarlyStopping: stop when a monitored figure stops improving, optionally restoring the best weights."""
-from ...engine.backend import toHost
 from .callback import Callback
 from .monitor import Monitor
 
@@ -17,14 +16,14 @@ class EarlyStopping(Callback):
         if self.watch.improved(logs):
             self.wait, self.bestEpoch = 0, logs["epoch"]
             if self.restoreBest:
-                self.bestWeights = {key: toHost(ary).copy() for key, ary in fit.mod.getState().items()}
+                self.bestWeights = fit.modelState()
         else:
             self.wait += 1
             fit.stopTraining = self.wait >= self.patience
 
     def onTrainEnd(self, fit):
         if self.restoreBest and self.bestWeights is not None and fit.stopTraining:
-            fit.mod.setState(self.bestWeights, source=f"best weights of epoch {self.bestEpoch}")
+            fit.setModelState(self.bestWeights, source=f"best weights of epoch {self.bestEpoch}")
 
     def getState(self):
         state = {"best": self.watch.best, "wait": self.wait, "bestEpoch": self.bestEpoch}

@@ -42,7 +42,8 @@ class ModelCheckpoint(Callback):
         if fit.epoch % self.every == 0:
             self.save(fit, f"epoch-{fit.epoch:04d}.h5")
         if self.watch is not None and self.watch.improved(logs):
-            fit.mod.save(os.path.join(self.folder, "best.h5"))
+            with fit.optimizer.masterWeights():
+                fit.mod.save(os.path.join(self.folder, "best.h5"))
 
     def save(self, fit, name):
         fit.saveCheckpoint(os.path.join(self.folder, name))

@@ -7,6 +7,7 @@ unit (``per``) and ignores the other call, so the loop never needs to know which
 """
 import numbers
 
+from ...engine.checks import checkHyper
 from ..optimizer import Optimizer
 
 UNITS = ("batch", "epoch")
@@ -26,7 +27,7 @@ class Schedule:
     """
 
     # The same checks and messages as the optimizers' hyperparameters.
-    checkHyper = Optimizer.checkHyper
+    checkHyper = checkHyper
 
     def __init__(self, optimizer=None, per="batch"):
         if per not in UNITS:

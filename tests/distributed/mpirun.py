@@ -70,6 +70,19 @@ with abortOnError(comm):
         for epoch in range(2):
             trainer.trainFromHost(x, y, macroBatchSize=50, random=False)
         result = {"weights": weights(net), "error": trainer.cost.getError()}
+    elif mode == "mixed":  # float16 mixed precision; argv[3] "overflow": one sample of rank 1's is huge
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((200, 6)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+        if sys.argv[3] == "overflow":
+            x[150, :] = 3000.0  # its scaled gradients overflow float16 in rank 1 only
+        net, optimizer = mlp(1, SGD(learnRate=0.1))
+        trainer = DistributedTrainer(net, CrossEntropy(), optimizer, comm, batchsize=10, precision="float16")
+        for epoch in range(2):
+            trainer.trainFromHost(x, y, macroBatchSize=50, random=False)
+        with optimizer.masterWeights():
+            result = {"weights": weights(net), "error": trainer.cost.getError(),
+                      "scaler": optimizer.lossScaler.getState()}
     elif mode in ("syncbn", "localbn"):
         x, y = bnData()
         net = bnNet()

@@ -107,6 +107,19 @@ def test_a_16_bit_all_reduce_trains_nearly_the_float32_weights(tmp_path, kind):
     assert rounded > 1e-7  # the gradients did travel rounded
 
 
+def test_mixed_precision_ranks_reduce_float32_master_gradients_and_skip_overflows_together(tmp_path):
+    ranks = gathered(tmp_path, 2, "mixed", "plain")
+    assert ranks[0]["weights"] == ranks[1]["weights"] and ranks[0]["scaler"]["skippedSteps"] == 0
+    net, _ = doubledBatchRun()
+    for key, ary in net.getState().items():
+        np.testing.assert_allclose(np.array(ranks[0]["weights"][key], np.float32), ary, rtol=0, atol=5e-3)
+    # An overflow in rank 1 alone: both skip that step (rank 0 would otherwise step on the Inf in the sum).
+    ranks = gathered(tmp_path, 2, "mixed", "overflow")
+    assert ranks[0]["weights"] == ranks[1]["weights"] and ranks[0]["scaler"] == ranks[1]["scaler"]
+    assert ranks[0]["scaler"]["skippedSteps"] >= 1
+    assert all(np.isfinite(np.array(values)).all() for values in ranks[0]["weights"].values())
+
+
 def bnReference():
     """One process training the driver's BatchNorm network on what two ranks train together."""
     rng = np.random.default_rng(2)

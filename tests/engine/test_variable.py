@@ -56,3 +56,14 @@ def test_a_parameter_without_gradient_this_step_is_not_moved_by_stale_values():
     opt.update()
     np.testing.assert_array_equal(toHost(unused.data), before)
     assert toHost(net[0].vars["W"].data).max() < 0  # the used layer did move (by -4 per weight)
+
+
+def test_a_float16_gradient_sum_over_a_long_axis_is_taken_in_float32():
+    """4096 ones add up to 4096 in float32; in float16 the sum sticks at 2048 (2048 + 1 rounds to 2048)."""
+    var = Variable(toDevice(np.zeros(3, np.float16)))
+    rows = toDevice(np.ones((4096, 3), np.float16))
+    var.zeroGrad()
+    var.accumulateSum(rows, axis=0)
+    var.accumulateSum(rows[:100], axis=0)
+    np.testing.assert_array_equal(toHost(var.grad), np.float16(4196))
+    assert var.grad.dtype == np.float16

@@ -10,7 +10,8 @@ import pytest
 
 from macrobatch.costs import CrossEntropy
 from macrobatch.engine import setSeed, toDevice, toHost
-from macrobatch.engine.errors import ModelFileError
+from macrobatch.engine.dtype import bfloat16Dtype
+from macrobatch.engine.errors import DtypeError, ModelFileError
 from macrobatch.handlers.callbacks import (CSVLogger, Callback, CurvePlot, EarlyStopping, ModelCheckpoint,
                                            TerminateOnNaN, latestCheckpoint)
 from macrobatch.handlers import Validator
@@ -64,12 +65,18 @@ def test_same_seed_gives_bit_identical_training_and_another_seed_does_not():
     assert not all(np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
 
 
-def test_resuming_from_a_checkpoint_in_a_new_process_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "float16", "bfloat16"])
+def test_resuming_from_a_checkpoint_in_a_new_process_is_bit_exact(tmp_path, precision):
+    if precision == "bfloat16":
+        try:
+            bfloat16Dtype("test")
+        except DtypeError as e:
+            pytest.skip(str(e))
     driver = os.path.join(os.path.dirname(__file__), "resumerun.py")
 
     def run(mode, folder, out):
-        done = subprocess.run([sys.executable, driver, mode, str(folder), str(out)], capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run([sys.executable, driver, mode, str(folder), str(out), precision], capture_output=True,
+                              text=True, timeout=300)
         assert done.returncode == 0, done.stderr
 
     run("straight", tmp_path / "a", tmp_path / "straight.npz")
@@ -82,6 +89,8 @@ def test_resuming_from_a_checkpoint_in_a_new_process_is_bit_exact(tmp_path):
     with open(tmp_path / "straight.npz.json") as a, open(tmp_path / "resumed.npz.json") as b:
         history = json.load(a)
         assert json.load(b) == history and len(set(history["learnRate"])) == 4  # the schedule moved each epoch
+    assert (history["lossScaler"] is None) == (precision != "float16")
+    assert all(straight[key].dtype == np.float32 for key in straight.files)
     assert sorted(os.listdir(tmp_path / "b")) == [f"epoch-000{i}.h5" for i in (1, 2, 3, 4)]
 
 

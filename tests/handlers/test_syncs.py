@@ -70,7 +70,7 @@ def walk(call, kind, n, batchsize, macroBatchSize):
     data, labels = dataset(kind, n)
     if call in ("train", "trainFromHost"):
         optimizer = Adam()
-        optimizer.setupOn(net)
+        optimizer.setupOn(net, precision="float16" if kind == "float16" else "float32")  # float16: loss scaling
         handler = Trainer(net, cost(kind), optimizer, batchsize=batchsize)
     elif call == "validateFromHost":
         handler = Validator(net, cost(kind), batchsize=batchsize)
@@ -89,7 +89,8 @@ def walk(call, kind, n, batchsize, macroBatchSize):
 
 
 CASES = [(call, kind) for call in ("train", "trainFromHost", "validateFromHost", "calcFromHost")
-         for kind in ("plain", "ignore", "embedder", "multi")]
+         for kind in ("plain", "ignore", "embedder", "multi")] + [
+    (call, "float16") for call in ("train", "trainFromHost")]
 
 
 @pytest.mark.parametrize("call,kind", CASES)

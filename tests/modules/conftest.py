@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from macrobatch.engine.backend import toDevice, toHost
+from macrobatch.engine.backend import isCuda, toDevice, toHost
+from macrobatch.engine.dtype import isFloat, precisionDtype
 from macrobatch.engine.gradcheck import checkModuleGrads
 from macrobatch.engine.random import setSeed
 from macrobatch.modules.module import loadModel
@@ -96,21 +97,21 @@ def _roundTrip(mod, x, path):
     return loaded
 
 
-def _halfInputs(inputs, rng):
-    """Host inputs from a shape (3 * standard normal rounded to float16), a list of them, or an array
-    taken as it is (indices, or data built for a case)."""
+def _halfInputs(inputs, rng, dtype):
+    """Host inputs in the 16-bit dtype from a shape (3 * standard normal), a list of them, or an array
+    (data built for a case, rounded to dtype; indices as they are)."""
     if isinstance(inputs, list):
-        return [_halfInputs(item, rng) for item in inputs]
+        return [_halfInputs(item, rng, dtype) for item in inputs]
     if isinstance(inputs, np.ndarray):
-        return inputs
-    return (3 * rng.standard_normal(inputs)).astype(np.float16)
+        return inputs.astype(dtype) if isFloat(inputs.dtype) else inputs
+    return (3 * rng.standard_normal(inputs)).astype(dtype)
 
 
 def _toDeviceAs(data, dtype):
     """Host data (an array or a list) on the device, floats as dtype, indices as they are."""
     if isinstance(data, list):
         return [_toDeviceAs(item, dtype) for item in data]
-    return toDevice(data, dtype if data.dtype.kind == "f" else None)
+    return toDevice(data, dtype if isFloat(data.dtype) else None)
 
 
 def _shapes(data):
@@ -135,40 +136,45 @@ def _runIn(mod, dtype, x, gradFor, train, seed):
     return {k: toHost(a).astype(np.float64) for k, a in arrays.items()}
 
 
-def _float16Parity(makeModule, inputs, roundings=8, train=True, seed=0):
-    """The module makeModule() builds, cast to float16, against the same module in float32 on the same
-    float16-exact inputs, parameters and output gradient: outputs, input gradients, parameter gradients
-    and saved arrays (running statistics) agree within float16's precision, and every float16 array the
-    module makes is float16. inputs: a shape, a list of shapes or an array (see _halfInputs); train:
-    the mode both run in; seed: set before each forward pass (dropout masks).
+# the relative error of one rounding to each 16-bit dtype: half the gap after 1 (11- and 8-bit significands)
+_unitRoundoff = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
-    Tolerance: a float16 rounding is off by at most u = 2**-11 relative (an 11-bit mantissa), and a value
-    that went through r roundings, or a sum of n terms accumulated in float16, by at most about (r + n) u
-    of its magnitude; the float32 result, 2**13 times more precise, stands for the exact one. So each
-    array must satisfy max|a16 - a32| <= roundings * u * max|a32| (normwise, so that an element that
-    cancels is judged against the array's scale). roundings: r + n for the case; the default 8 covers the
-    longest elementwise chain NumPy rounds step by step (gelu's backward) and sums taken in float32 (every
-    long reduction: engine.dtype.statDtype); a case adds the length of a sum it accumulates in float16 (col2im's
-    kernel taps, an RNN's steps)."""
+
+def _halfParity(makeModule, inputs, dtype, roundings=8, train=True, seed=0):
+    """The module makeModule() builds, cast to dtype (float16 or bfloat16), against the same module in
+    float32 on the same dtype-exact inputs, parameters and output gradient: outputs, input gradients,
+    parameter gradients and saved arrays (running statistics) agree within dtype's precision, and every
+    array the module makes is of dtype. inputs: a shape, a list of shapes or an array (see _halfInputs);
+    train: the mode both run in; seed: set before each forward pass (dropout masks).
+
+    Tolerance: a rounding to dtype is off by at most u relative (2**-11 for float16, 2**-8 for bfloat16),
+    and a value that went through r roundings, or a sum of n terms accumulated in dtype, by at most about
+    (r + n) u of its magnitude; the float32 result, 2**13 (2**16) times more precise, stands for the exact
+    one. So each array must satisfy max|a16 - a32| <= roundings * u * max|a32| (normwise, so that an element
+    that cancels is judged against the array's scale). roundings: r + n for the case; the default 8 covers
+    the longest elementwise chain NumPy rounds step by step (gelu's backward) and sums taken in float32
+    (every long reduction: engine.dtype.statDtype); a case adds the length of a sum it accumulates in 16 bits
+    (col2im's kernel taps, an RNN's steps)."""
+    setSeed(seed)  # the same initial weights whatever ran before: a case passes or fails on its own
     mod32 = makeModule()
-    state = {k: v.astype(np.float16).astype(v.dtype) for k, v in mod32.getState().items()}
+    state = {k: v.astype(dtype).astype(v.dtype) for k, v in mod32.getState().items()}
     mod32.setState(state)
-    mod16 = makeModule().cast(np.float16)
+    mod16 = makeModule().cast(dtype)
     mod16.setState(state)
-    x = _halfInputs(inputs, np.random.default_rng(seed))
+    x = _halfInputs(inputs, np.random.default_rng(seed), dtype)
 
     def gradFor(shapes):
-        return _halfInputs(shapes, np.random.default_rng(seed + 1))
+        return _halfInputs(shapes, np.random.default_rng(seed + 1), dtype)
 
-    half = _runIn(mod16, np.float16, x, gradFor, train, seed)
+    half = _runIn(mod16, dtype, x, gradFor, train, seed)
     single = _runIn(mod32, np.float32, x, gradFor, train, seed)
     assert half.keys() == single.keys()
-    u = 2.0 ** -11
+    u, name = _unitRoundoff[np.dtype(dtype).name], np.dtype(dtype).name
     for key, ref in single.items():
         err, scale = np.abs(half[key] - ref).max(initial=0), np.abs(ref).max(initial=0)
-        assert np.isfinite(half[key]).all(), f"{mod16.describe()} {key}: float16 made Inf or NaN"
+        assert np.isfinite(half[key]).all(), f"{mod16.describe()} {key}: {name} made Inf or NaN"
         assert err <= roundings * u * scale, \
-            f"{mod16.describe()} {key}: float16 is off by {err:.3g}, {err / (u * scale):.1f} u of its scale {scale:.3g}"
+            f"{mod16.describe()} {key}: {name} is off by {err:.3g}, {err / (u * scale):.1f} u of its scale {scale:.3g}"
 
 
 @pytest.fixture
@@ -202,8 +208,17 @@ def batchNormParity():
 
 
 @pytest.fixture
-def float16Parity():
-    return _float16Parity
+def halfParity():
+    return _halfParity
+
+
+@pytest.fixture(params=["float16", pytest.param("bfloat16", marks=pytest.mark.skipif(
+    isCuda, reason="the CUDA backend refuses bfloat16 (engine.dtype.bfloat16Dtype says why)"))])
+def halfDtype(request):
+    """Each 16-bit dtype a module computes in: float16, and bfloat16 on NumPy (with ml_dtypes)."""
+    if request.param == "bfloat16":
+        pytest.importorskip("ml_dtypes", reason="bfloat16 is ml_dtypes' (pip install macrobatch[bfloat16])")
+    return precisionDtype(request.param, "halfDtype")
 
 
 @pytest.fixture

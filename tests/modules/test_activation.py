@@ -93,10 +93,10 @@ def test_activation_never_makes_nan_finite_as_torch(case):
 
 
 @pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
-def test_activation_in_float16_matches_float32(case, float16Parity):
-    # float16 kernels compile and compute: the same (float16-exact) inputs in float32 give the reference
+def test_activation_in_16_bits_matches_float32(case, halfDtype, halfParity):
+    # 16-bit kernels compile and compute: the same (16-bit-exact) inputs in float32 give the reference
     name, kwargs, _ = case
-    float16Parity(lambda: Activation(name, **kwargs), (4, 3, 5), seed=4)
+    halfParity(lambda: Activation(name, **kwargs), (4, 3, 5), halfDtype, seed=4)
 
 
 def _logSigmoid(t):

@@ -1,5 +1,6 @@
-"""Every module computes in float16 what it computes in float32, within float16's precision (the
-float16Parity fixture states the tolerance), forward and backward, on either backend."""
+"""Every module computes in float16 (on either backend) and in bfloat16 (on NumPy) what it computes in
+float32, within the 16-bit dtype's precision (the halfParity fixture states the tolerance), forward and
+backward."""
 import numpy as np
 import pytest
 
@@ -14,8 +15,9 @@ from macrobatch.modules.module import Module
 
 
 def offset(shape, mean, seed=0):
-    """float16 data far from zero (mean + 3 * standard normal): centring must happen in float32."""
-    return (mean + 3 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float16)
+    """Data far from zero (mean + 3 * standard normal; halfParity rounds it to its 16-bit dtype): centring
+    must happen in float32."""
+    return mean + 3 * np.random.default_rng(seed).standard_normal(shape)
 
 
 def residual():
@@ -34,7 +36,7 @@ def twoInTwoOut():
 # id -> (module factory, inputs (a shape, a list of shapes or an array), fixture options). Sizes where
 # float16 would fail without float32 sums: a sum of squares past 65504 (16384 values of N(0, 9) per
 # statistic), a long sum losing the 11-bit mantissa (an Embedder row summed from ~1600 rows), a window sum
-# past 65504 (256 values near 500). roundings 8 + n: n terms summed in float16 (a convolution's kernel
+# past 65504 (256 values near 500). roundings 8 + n: n terms summed in 16 bits (a convolution's kernel
 # taps in col2im, an RNN's steps per layer)
 cases = {
     "Linear": (lambda: Linear(512, 8), (16, 512), {}),
@@ -111,24 +113,27 @@ def test_the_table_covers_every_module_class():
 
 
 @pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
-def test_module_in_float16_matches_float32(case, float16Parity):
+def test_module_in_16_bits_matches_float32(case, halfDtype, halfParity):
     factory, inputs, options = case
-    float16Parity(factory, inputs, **options)
+    halfParity(factory, inputs, halfDtype, **options)
 
 
 @pytest.mark.parametrize("factory", [lambda: BatchNorm2D(3), lambda: BatchNorm2D(3, affine=False)])
-def test_batchnorm_cast_to_float16_keeps_float32_running_statistics_and_takes_float16_data(factory):
-    mod = factory().cast(np.float16)
-    assert mod.attrs["mean"].dtype == mod.attrs["var"].dtype == np.float32 and mod.dtype == np.float16
-    assert mod(toDevice(np.ones((2, 3, 2, 2)), np.float16)).dtype == np.float16
+def test_batchnorm_cast_to_16_bits_keeps_float32_running_statistics_and_takes_16_bit_data(factory, halfDtype):
+    mod = factory().cast(halfDtype)
+    assert mod.attrs["mean"].dtype == mod.attrs["var"].dtype == np.float32 and mod.dtype == halfDtype
+    assert mod(toDevice(np.ones((2, 3, 2, 2)), halfDtype)).dtype == halfDtype
     assert mod.cast(np.float64).attrs["mean"].dtype == np.float64 and mod.dtype == np.float64
 
 
-def test_float16_module_in_a_sequential_keeps_float32_running_statistics_through_save_and_load(tmp_path):
-    net = Sequential(Linear(3, 4), BatchNorm(4)).cast(np.float16)
-    net(toDevice(offset((8, 3), 2), np.float16))
+def test_16_bit_module_in_a_sequential_keeps_its_weights_and_float32_running_statistics_through_save_and_load(
+        tmp_path, halfDtype):
+    net = Sequential(Linear(3, 4), BatchNorm(4)).cast(halfDtype)
+    net(toDevice(offset((8, 3), 2), halfDtype))
     net.save(tmp_path / "net.h5")
-    loaded = Sequential(Linear(3, 4), BatchNorm(4)).cast(np.float16).load(tmp_path / "net.h5")
+    loaded = Sequential(Linear(3, 4), BatchNorm(4)).cast(halfDtype).load(tmp_path / "net.h5")
+    assert loaded[0].vars["W"].dtype == halfDtype
+    np.testing.assert_array_equal(toHost(loaded[0].vars["W"].data), toHost(net[0].vars["W"].data))
     for key in ("mean", "var"):
         assert loaded[1].attrs[key].dtype == np.float32
         np.testing.assert_array_equal(toHost(loaded[1].attrs[key]), toHost(net[1].attrs[key]))
