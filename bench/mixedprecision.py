@@ -18,10 +18,10 @@ contender; rates are medians, ratios the median of the pairwise ratios to float3
 PyTorch's autocast dtype is its device's default: bfloat16 on the CPU, float16 with a GradScaler on CUDA.
 
 On the CPU NumPy has no fast half-precision GEMM: a float16 matmul runs an unblocked loop, not BLAS (the
-``gemm`` row measures it), so float16 mixed precision is much slower than float32 there. The CPU path is
-for correctness and memory; the speed case is the GPU, whose tensor cores multiply 16-bit inputs.
-(ml_dtypes' bfloat16 matmul returns float32 products, so NumPy's bfloat16 runs near float32 speed, with
-float32 temporaries in its peak.)
+``gemm`` row measures it). The modules' GEMMs therefore multiply 16-bit data as float32 copies there
+(engine.gemm.matmul), and the rest of a float16 step (NumPy's float16 elementwise loops) stays slower than
+float32: the CPU path is for correctness and memory; the speed case is the GPU, whose tensor cores
+multiply 16-bit inputs. The float32 copies and products count in the 16-bit steps' peak.
 """
 import gc
 import math

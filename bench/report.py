@@ -105,10 +105,10 @@ def mixedMarkdown(results):
                  f"{dtype} {rate:,.1f} GFLOP/s" for dtype, rate in g["gflops"].items()) + "."]
     if cpu:
         lines += ["", "**On the CPU NumPy has no fast half-precision GEMM** (a float16 matmul is an unblocked loop, "
-                      "not BLAS), so float16 mixed precision trains much slower than float32 here: the CPU path is "
-                      "kept correct, not fast, and these rows show its correctness and memory. The speed case is "
-                      "the GPU. (ml_dtypes' bfloat16 matmul returns float32, which the layers cast back: bfloat16 "
-                      "keeps near float32 speed here, and its peak counts those float32 products.)"]
+                      "not BLAS: the row above), so the layers multiply 16-bit data as float32 copies "
+                      "(engine/gemm.py), and float16's elementwise work still runs NumPy's slow float16 loops: on "
+                      "the CPU 16 bits is kept correct, not fast, and these rows show its correctness and memory "
+                      "(the float32 copies count in its peak). The speed case is the GPU."]
     for r in results["models"].values():
         lines += ["", f"**{r['title']}**", "",
                   "| contender | first-step loss | step arrays held, MiB | step peak, MiB | vs float32: held | peak "

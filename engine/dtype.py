@@ -1,8 +1,8 @@
-"""Floating dtypes the engine computes in (bfloat16 through ml_dtypes, on NumPy only), the checks that keep inputs
-to them, and matmul in its operands' dtype."""
+"""Floating dtypes the engine computes in (bfloat16 through ml_dtypes, on NumPy only), and the checks that keep
+inputs to them."""
 import numpy
 
-from .backend import isCuda, xp
+from .backend import isCuda
 from .errors import DtypeError
 
 defaultDtype = numpy.dtype(numpy.float32)
@@ -35,12 +35,6 @@ def hostCastable(srcDtype, dstDtype):
     floats to any float, booleans and integers to float (values are exact up to 2**24 in float32)."""
     src = numpy.dtype(srcDtype)
     return (src.kind in "biu" or isFloat(src)) and isFloat(dstDtype)
-
-
-def matmul(a, b):
-    """a @ b in a's dtype. NumPy has no bfloat16 matmul loop: it multiplies ml_dtypes' bfloat16 in float32 and
-    returns float32, which is rounded back here (a no-op for NumPy's own floats)."""
-    return xp.matmul(a, b).astype(a.dtype, copy=False)
 
 
 def statDtype(dtype):

@@ -1,6 +1,7 @@
 """Variable: a trainable array and the gradient accumulated for it."""
 from .backend import xp
 from .dtype import statDtype
+from .gemm import matmul
 
 
 class Variable:
@@ -52,10 +53,10 @@ class Variable:
         """grad += a @ b, written by the GEMM itself when the gradient was just zeroed; a @ b is
         (rows, cols) and grad any shape of that size (a conv weight's (outmaps, inmaps, fh, fw))."""
         if self.gradStale:
-            xp.matmul(a, b, out=self._grad.reshape(a.shape[0], b.shape[1]))
+            matmul(a, b, out=self._grad.reshape(a.shape[0], b.shape[1]))
             self.gradStale = False
         else:
-            self._grad += xp.matmul(a, b).reshape(self._grad.shape)
+            self._grad += matmul(a, b).reshape(self._grad.shape)
 
     def accumulateSum(self, ary, axis):
         """grad += ary.sum(axis), the reduction writing into grad when it was just zeroed. 16-bit data is

@@ -5,6 +5,7 @@ import math
 from ..engine.backend import isCuda, xp
 from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype
+from ..engine.gemm import matmul
 from ..engine.im2col import buffer, checkImageShape, col2im, im2col, ntuple, outSize
 from ..engine.init import initWeights
 from ..engine.variable import Variable
@@ -82,7 +83,7 @@ class ConvND(Module):
 
     def groupMatmul(self, a, b, out):
         """out (rows, cols) = a @ b group by group, a and b grouped (see grouped); returns out."""
-        xp.matmul(a, b, out=self.grouped(out))
+        matmul(a, b, out=self.grouped(out))
         return out
 
     def accumulateWeightGrad(self, a, b):
@@ -90,7 +91,7 @@ class ConvND(Module):
         if self.groups == 1:
             self.vars["W"].accumulateMatmul(a, b)
         else:
-            self.vars["W"].accumulate(xp.matmul(a, b))
+            self.vars["W"].accumulate(matmul(a, b))
 
     @staticmethod
     def toRows(ary, out):

@@ -2,7 +2,7 @@
 import math
 
 from ..engine.backend import xp
-from ..engine.dtype import matmul
+from ..engine.gemm import matmul
 from ..engine.errors import ShapeError
 from .module import Module
 

@@ -1,6 +1,7 @@
 """Linear: y = x W + b."""
 from ..engine.backend import xp
-from ..engine.dtype import defaultDtype, matmul
+from ..engine.dtype import defaultDtype
+from ..engine.gemm import matmul
 from ..engine.init import initWeights
 from ..engine.variable import Variable
 from ..engine.errors import ShapeError

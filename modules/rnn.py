@@ -5,6 +5,7 @@ from ..engine.backend import xp
 from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype
 from ..engine.errors import ShapeError
+from ..engine.gemm import matmul
 from ..engine.im2col import buffer
 from ..engine.init import initWeights
 from ..engine.variable import Variable
@@ -143,9 +144,9 @@ class RNN(Module):
         for d, cell in enumerate(self.layerCells[layer]):
             dIh, W = cell.dIh.reshape(T * B, -1), self.weights(layer, d)["ih"]
             if d == 0:
-                xp.matmul(dIh, W, out=flat)
+                matmul(dIh, W, out=flat)
             else:
-                flat += xp.matmul(dIh, W)
+                flat += matmul(dIh, W)
         return out
 
     def updateGrad(self, grad):

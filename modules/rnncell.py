@@ -1,5 +1,6 @@
 """RNNCell: the recurrence of one RNN layer in one direction, step by step; the base of the LSTM and GRU cells."""
 from ..engine.backend import isCuda, xp
+from ..engine.gemm import matmul
 from ..engine.im2col import buffer
 from ..engine.kernels import ElementwiseKernel
 from .activation import activations
@@ -89,10 +90,10 @@ class RNNCell:
         T, B = x.shape[:2]
         self.allocate(T, B, x.dtype)
         self.out, self.reverse = out, reverse
-        xp.matmul(x.reshape(T * B, -1), W["ih"].T, out=self.proj.reshape(T * B, -1))
+        matmul(x.reshape(T * B, -1), W["ih"].T, out=self.proj.reshape(T * B, -1))
         self.proj += self.inputBias(W["bih"], W["bhh"])
         for t in self.steps(T):
-            xp.matmul(self.prev(out, t), W["hh"].T, out=self.hh)
+            matmul(self.prev(out, t), W["hh"].T, out=self.hh)
             self.forwardStep(t, W)
 
     def backward(self, dOut, W):
@@ -102,7 +103,7 @@ class RNNCell:
         for t in reversed(self.steps(dOut.shape[0])):
             xp.add(dOut[t], self.dhPrev, out=self.dh)
             direct = self.backwardStep(t)
-            xp.matmul(self.dHh[t], W["hh"], out=self.dhPrev)
+            matmul(self.dHh[t], W["hh"], out=self.dhPrev)
             if direct is not None:
                 self.dhPrev += direct
 

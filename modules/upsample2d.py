@@ -2,7 +2,7 @@
 import numpy
 
 from ..engine.backend import toDevice, xp
-from ..engine.dtype import matmul
+from ..engine.gemm import matmul
 from ..engine.im2col import pair
 from .module import Module
 

@@ -173,7 +173,9 @@ def test_gradients_beyond_float16s_range_train_with_loss_scaling_where_plain_flo
         optimizer = SGD(1e-6).setupOn(net, precision="float16" if mode == "float16" else "float32")
         fit = Fit(net, MSE(), optimizer, batchsize=32, macroBatchSize=1000, seed=0)
         if mode == "plain float16":
-            with pytest.raises(NonFiniteError, match="gradients became NaN or Inf"), np.errstate(all="ignore"):
+            # the CPU stops at the first Inf gradient; the GPU at the end of that macrobatch, whose loss is NaN by then
+            with pytest.raises(NonFiniteError, match="gradients became NaN or Inf|loss became nan"), \
+                    np.errstate(all="ignore"):
                 fit.run(data[:1000], values[:1000], 5)
             continue
         results[mode] = fit.run(data[:1000], values[:1000], 5, data[1000:], values[1000:])["val_loss"][-1]
