@@ -1,7 +1,7 @@
 """macrobatch: a handler-based training engine on raw CUDA arrays (CuPy), NumPy without a GPU.
 
 The repository root is the ``macrobatch`` package: ``engine/``, ``modules/``, ``costs/``,
-``optimizers/``, ``handlers/`` and ``datasets/`` are its subpackages.
+``optimizers/``, ``handlers/``, ``datasets/``, ``deploy/`` and ``cli/`` are its subpackages.
 """
 import re
 
@@ -9,7 +9,7 @@ from setuptools import setup
 
 version = re.search(r'^__version__ = "(.+)"', open("__init__.py", encoding="utf-8").read(), re.M).group(1)
 subpackages = ["cli", "engine", "modules", "costs", "costs.metrics", "optimizers", "optimizers.schedules", "handlers",
-               "handlers.callbacks", "datasets"]
+               "handlers.callbacks", "datasets", "deploy"]
 
 setup(
     name="macrobatch",
@@ -29,10 +29,12 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "images": ["Pillow>=9"],
         "bfloat16": ["ml_dtypes>=0.5"],
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
         "mpi": ["mpi4py>=4.0", "threadpoolctl>=3.1"],
         "test": ["pytest>=7", "hypothesis>=6"],
         "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "Pillow>=9", "mpi4py>=4.0",
-                "threadpoolctl>=3.1", "ml_dtypes>=0.5"],
+                "threadpoolctl>=3.1", "ml_dtypes>=0.5", "onnx>=1.16", "onnxruntime>=1.18",
+                "onnxscript>=0.7"],
     },
     entry_points={"console_scripts": ["macrobatch=macrobatch.cli:main"]},
 )

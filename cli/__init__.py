@@ -4,7 +4,7 @@ import sys
 
 from .. import __version__
 from ..engine.errors import MacrobatchError
-from . import convert, inspect, predict, summary, train
+from . import convert, export, importonnx, inspect, predict, quantize, summary, train
 from .arguments import HelpFormatter
 
 
@@ -12,12 +12,13 @@ def parser():
     p = argparse.ArgumentParser(prog="macrobatch", formatter_class=HelpFormatter,
                                 description="Train a classifier on an HDF5 file, predict with a saved model, "
                                             "summarise a model, inspect a dataset, convert data into the layout "
-                                            "train reads.")
+                                            "train reads, export a model to ONNX or import one, quantize a model to "
+                                            "float16 or int8.")
     p.add_argument("--version", action="version", version=f"macrobatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            title="commands (macrobatch COMMAND --help for each one's options)")
     p.commands = {}
-    for command in (train, predict, summary, inspect, convert):
+    for command in (train, predict, summary, inspect, convert, export, importonnx, quantize):
         each = command.addParser(sub)
         each.formatter_class = HelpFormatter
         p.commands[each.prog.split()[-1]] = each

@@ -17,6 +17,8 @@ class BCE(Cost):
     dtype: what prepareTarget converts targets to (the engine default, float32); use the model's dtype.
     """
 
+    samplewise = True
+
     lossKernel = ReductionKernel("T x, T t", "T loss", "fmax(x, (T)0) - x * t + log1p(exp(-fabs(x)))", "a + b",
                                  "loss = a", "0", "macrobatch_bce_loss")
     gradKernel = ElementwiseKernel("T x, T t, T invSize", "T grad", "grad = (1 / (1 + exp(-x)) - t) * invSize",

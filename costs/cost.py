@@ -19,7 +19,7 @@ import numpy
 
 from ..engine.backend import isDeviceArray, toDevice, toHost, xp
 from ..engine.dtype import hostCastable, isHalf
-from ..engine.errors import DtypeError, LabelError, ShapeError
+from ..engine.errors import DtypeError, LabelError, PerSampleError, ShapeError
 
 
 class Cost:
@@ -32,6 +32,10 @@ class Cost:
     the base then accumulates both on the device and ``getMetrics`` reports ``accuracy``."""
 
     countCorrect = None
+    # Whether the batch loss is the mean over the batch of one term per sample, each depending on that sample's
+    # prediction alone (every cost here: CrossEntropy's row weights only scale the terms), so that sampleGrad
+    # is defined. A cost that couples samples (a contrastive loss) leaves it False and is refused.
+    samplewise = False
 
     def __init__(self):
         self.accumErr = xp.zeros((), dtype=xp.float64)
@@ -42,10 +46,27 @@ class Cost:
     def __call__(self, pred, target, gradScale=None):
         """Returns (error, grad) for a training batch and adds the error to the accumulator. gradScale: a
         0-d device float32 (a LossScaler's scale) the gradient is multiplied by before it is cast to the
-        prediction's dtype, or None."""
+        prediction's dtype, or None (or a host number: sampleGrad's batch size)."""
         wide, target = widen(pred), widen(target)
         error = self.validate(wide, target)
         return error, narrow(self.calcGrad(wide, target), pred, gradScale)
+
+    def sampleGrad(self, pred, target):
+        """(error, grad) as a training call (the error accumulated), grad row i the gradient of sample i's own
+        term of the batch loss, not divided by the batch: the batch loss is the mean of the terms, so it is
+        batch times the batch gradient. A term is the sample's loss as the batch scores it: for CrossEntropy
+        the mean over its rows (steps, positions) and, with weights or ignoreIndex, its rows' weighted losses
+        over the batch's mean row weight (as Opacus's per-sample gradients of a mean-reduced loss).
+        PerSampleError for a cost that is not samplewise."""
+        self.checkSamplewise()
+        batch = (pred[0] if isinstance(pred, (list, tuple)) else pred).shape[0]
+        return self(pred, target, gradScale=float(batch))
+
+    def checkSamplewise(self):
+        """Raise PerSampleError unless the cost is samplewise (see the class attribute)."""
+        if not self.samplewise:
+            raise PerSampleError(f"{type(self).__name__} does not say that its loss is a mean of per-sample terms "
+                                 "(samplewise), so it has no per-sample gradients")
 
     def validate(self, pred, target):
         """Returns the batch's mean error (a 0-d device array) and accumulates it; no gradient."""

@@ -53,6 +53,8 @@ class CrossEntropy(Cost):
     ``checkTargets``, ``getError`` or ``getMetrics``, and at every one after until resetAccumulator.
     """
 
+    samplewise = True
+
     sumExpKernel = ReductionKernel("T x, T rowMax", "T sumExp", "exp(x - rowMax)", "a + b", "sumExp = a", "0",
                                    "macrobatch_ce_sumexp")
     # sum over the classes of w[c] (x[c] - rowMax): the label-smoothing term without -log p's row constant

@@ -17,6 +17,8 @@ class KLDivergence(Cost):
     dtype: what prepareTarget converts targets to (the engine default, float32); use the model's dtype.
     """
 
+    samplewise = True
+
     lossKernel = ReductionKernel("T x, T t", "T loss", "t > 0 ? t * (log(t) - x) : -t * x", "a + b",
                                  "loss = a", "0", "macrobatch_kl_loss")
 

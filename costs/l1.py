@@ -14,6 +14,8 @@ class L1(Cost):
     default, float32); use the model's dtype.
     """
 
+    samplewise = True
+
     def __init__(self, dtype=None):
         super().__init__()
         self.dtype = numpy.dtype(defaultDtype if dtype is None else dtype)

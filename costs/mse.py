@@ -13,6 +13,8 @@ class MSE(Cost):
     dtype: what prepareTarget converts targets to (the engine default, float32); use the model's dtype.
     """
 
+    samplewise = True
+
     def __init__(self, dtype=None):
         super().__init__()
         self.dtype = numpy.dtype(defaultDtype if dtype is None else dtype)

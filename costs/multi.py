@@ -1,7 +1,7 @@
 """Multi: one cost for a model with several outputs, the weighted sum of a cost per output."""
 import math
 
-from ..engine.errors import MacrobatchError, ShapeError
+from ..engine.errors import MacrobatchError, PerSampleError, ShapeError
 from .cost import Cost
 
 
@@ -26,6 +26,19 @@ class Multi(Cost):
             if not (math.isfinite(weight) and weight >= 0):
                 raise ValueError(f"Multi: weight {weight} of cost {i} is not a finite number >= 0")
         self.costs, self.weights = costs, weights
+
+    @property
+    def samplewise(self):
+        """A weighted sum of samplewise costs is samplewise."""
+        return all(cost.samplewise for cost in self.costs)
+
+    def checkSamplewise(self):
+        """Each cost's check; a refusal names the cost's position."""
+        for i, cost in enumerate(self.costs):
+            try:
+                cost.checkSamplewise()
+            except PerSampleError as error:
+                raise PerSampleError(f"cost {i} of Multi: {error}") from error
 
     def checkLists(self, what, items):
         if not isinstance(items, (list, tuple)) or len(items) != len(self.costs):

@@ -38,3 +38,13 @@ class ModelFileError(MacrobatchError, ValueError):
 
 class DeviceMemoryError(MacrobatchError, MemoryError):
     """A macrobatch does not fit in the free device memory; the message says what size would."""
+
+
+class ConversionError(MacrobatchError, ValueError):
+    """A module, an option of one or an operator has no exact counterpart in the format a model is converted
+    to or from (ONNX); the message names it and says why."""
+
+
+class PerSampleError(MacrobatchError, ValueError):
+    """Per-sample gradients are undefined or unsupported for a module or a cost (it mixes samples, or has
+    no per-sample rule); the message names it and says what to use instead."""

@@ -1,4 +1,4 @@
-"""HDF5 files written atomically: a crash mid-save never destroys the last good file."""
+"""Files written atomically (HDF5 and others): a crash mid-save never destroys the last good file."""
 import contextlib
 import json
 import os
@@ -15,9 +15,9 @@ os.umask(umask)  # read once, at import: os.umask can only be read by setting it
 
 
 @contextlib.contextmanager
-def atomicH5(path):
-    """Yield an h5py.File open for writing at a temporary name beside path; on success the file
-    is flushed, fsynced and renamed over path, on failure it is removed and path is untouched.
+def atomicFile(path):
+    """Yield a temporary path beside path to write the file at; on success the file is fsynced and renamed
+    over path, on failure it is removed and path is untouched.
 
     A process killed mid-save (SIGKILL, power loss) leaves path as it was plus a stray temporary
     ``NAME.PID.XXXXXXXX.tmp``; the next successful save of the same path removes the strays of
@@ -31,8 +31,7 @@ def atomicH5(path):
         fd, tmp = tempfile.mkstemp(prefix=f"{name}.{os.getpid()}.", suffix=".tmp", dir=folder)
         os.close(fd)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the file gets the usual permissions
-        with h5py.File(tmp, "w") as f:
-            yield f
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +46,19 @@ def atomicH5(path):
                 os.unlink(tmp)
     with contextlib.suppress(OSError):  # tidying up after others is no reason to fail this save
         removeStaleTemps(folder, name)
+
+
+@contextlib.contextmanager
+def atomicH5(path):
+    """Yield an h5py.File open for writing, written atomically as atomicFile writes."""
+    with atomicFile(path) as tmp, h5py.File(tmp, "w") as f:
+        yield f
+
+
+def writeAtomically(path, data):
+    """Write bytes to path atomically (atomicFile)."""
+    with atomicFile(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def syncFolder(folder):

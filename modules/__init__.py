@@ -27,6 +27,8 @@ from .graph import Graph
 from .groupnorm import GroupNorm
 from .identity import Identity
 from .instancenorm2d import InstanceNorm2D
+from .int8conv import Int8Conv
+from .int8linear import Int8Linear
 from .layernorm import LayerNorm
 from .linear import Linear
 from .maxpool1d import MaxPool1D

@@ -7,15 +7,16 @@ from ..engine.backend import isCuda, xp
 from ..engine.kernels import ElementwiseKernel
 from .module import Module
 
-# GELU's tanh approximation: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) = x sigmoid(2 sqrt(2 / pi) (...))
-_geluC = 0.7978845608028654
-_geluA = 0.044715
-_geluPreamble = f"#define GELU_C {_geluC!r}\n#define GELU_A {_geluA!r}\n"
+# GELU's tanh approximation: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) = x sigmoid(2 sqrt(2 / pi) (...));
+# these constants are public: the ONNX converters (deploy/) write the same formulas
+geluC = 0.7978845608028654
+geluA = 0.044715
+_geluPreamble = f"#define GELU_C {geluC!r}\n#define GELU_A {geluA!r}\n"
 
 # SELU's fixed constants (Klambauer et al. 2017, as torch.nn.SELU): selu(x) = scale * elu(x, alpha)
-_seluAlpha = 1.6732632423543772848170429916717
-_seluScale = 1.0507009873554804934193349852946
-_seluPreamble = f"#define SELU_ALPHA {_seluAlpha!r}\n#define SELU_SCALE {_seluScale!r}\n"
+seluAlpha = 1.6732632423543772848170429916717
+seluScale = 1.0507009873554804934193349852946
+_seluPreamble = f"#define SELU_ALPHA {seluAlpha!r}\n#define SELU_SCALE {seluScale!r}\n"
 
 
 class ActivationFunctions(NamedTuple):
@@ -108,10 +109,10 @@ def _geluGate(x, out):
     """Write sigmoid(2u) = 0.5 (1 + tanh(u)) into out, u = sqrt(2 / pi) (x + a x^3); the sigmoid form
     keeps full relative precision for x << 0, where 1 + tanh(u) cancels."""
     xp.square(x, out=out)
-    out *= _geluA
+    out *= geluA
     out += 1
     out *= x
-    out *= -2 * _geluC
+    out *= -2 * geluC
     return _reciprocalOnePlusExp(out)
 
 
@@ -125,10 +126,10 @@ def _geluBackward(grad, x):
     # the gate is sigmoid(2u), so s = 2 x du/dx = 2 sqrt(2 / pi) x (1 + 3 a x^2)
     p = _geluGate(x, xp.empty_like(x))
     s = xp.square(x)
-    s *= 3 * _geluA
+    s *= 3 * geluA
     s += 1
     s *= x
-    s *= 2 * _geluC
+    s *= 2 * geluC
     return _gatedBackward(grad, p, s)
 
 
@@ -162,14 +163,14 @@ def _eluBackward(grad, x, alpha):
 
 
 def _seluForward(x, out):
-    _eluForward(x, out, _seluAlpha)
-    out *= _seluScale
+    _eluForward(x, out, seluAlpha)
+    out *= seluScale
     return out
 
 
 def _seluBackward(grad, x):
-    dx = _eluBackward(grad, x, _seluAlpha)
-    dx *= _seluScale
+    dx = _eluBackward(grad, x, seluAlpha)
+    dx *= seluScale
     return dx
 
 

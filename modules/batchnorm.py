@@ -3,7 +3,7 @@ import math
 
 from ..engine.backend import isCuda, xp
 from ..engine.dtype import defaultDtype, statDtype
-from ..engine.errors import ShapeError
+from ..engine.errors import PerSampleError, ShapeError
 from ..engine.kernels import ElementwiseKernel, ReductionKernel
 from ..engine.variable import Variable
 from .module import Module
@@ -210,3 +210,21 @@ class BatchNorm(Module):
         gsum, gxcsum = self.sumGrads(grad)
         self.vars["scale"].accumulate(gxcsum * self.invstd)
         self.vars["bias"].accumulate(gsum)
+
+    def checkPerSample(self):
+        """Train mode normalises each sample with the whole batch's statistics, so a sample's gradient depends
+        on the others and per-sample gradients are undefined: refuse it. Eval mode is a per-map affine map."""
+        if self.train:
+            raise PerSampleError(f"{self.describe()} in train mode normalises with the statistics of the whole "
+                                 "batch, so per-sample gradients are undefined; use GroupNorm (per-sample "
+                                 "statistics) or put the module in eval mode (running statistics)")
+        super().checkPerSample()
+
+    def perSampleGrads(self, grad):
+        """Each sample's scale and bias gradients (batch, maps), in eval mode: mapSum's sums taken per sample."""
+        batch, dtype = grad.shape[0], statDtype(grad.dtype)
+        g = grad.reshape(batch, self.maps, -1)
+        xc = self.centre(self.inData, self.mean).reshape(g.shape)
+        scale = xp.einsum("nmp,nmp->nm", g, xc, dtype=dtype) * self.invstd
+        bias = g.sum(axis=2, dtype=dtype)
+        return {"scale": scale.astype(grad.dtype, copy=False), "bias": bias.astype(grad.dtype, copy=False)}

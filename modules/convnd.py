@@ -4,10 +4,11 @@ import math
 
 from ..engine.backend import isCuda, xp
 from ..engine.checks import checkPositiveInt
-from ..engine.dtype import defaultDtype
+from ..engine.dtype import defaultDtype, statDtype
 from ..engine.gemm import matmul
 from ..engine.im2col import buffer, checkImageShape, col2im, im2col, ntuple, outSize
 from ..engine.init import initWeights
+from ..engine.persample import outerSumNormsSquared, outerSums, rowNormsSquared
 from ..engine.variable import Variable
 from .module import Module
 
@@ -170,3 +171,36 @@ class ConvND(Module):
         self.accumulateWeightGrad(self.grouped(rows), self.grouped(self.inputCols()).swapaxes(-1, -2))
         if "b" in self.vars:
             self.vars["b"].accumulateSum(rows, axis=1)
+
+    # --- per-sample gradients -------------------------------------------------------------
+
+    def perSampleGrads(self, grad):
+        """Each sample's W gradient (batch, *W.shape), one batched GEMM over samples and groups of the
+        lowered matrices the batch gradient multiplies, and b gradient (batch, outmaps)."""
+        grads = {"W": outerSums(*self.sampleFactors(grad)).reshape((grad.shape[0],) + self.vars["W"].shape)}
+        if "b" in self.vars:
+            grads["b"] = self.sampleBiasGrads(grad)
+        return grads
+
+    def perSampleNormsSquared(self, grad):
+        """Each sample's squared gradient norm from the Gram matrices of its lowered columns and gradient
+        (sum over output positions p, q of their products) where those are smaller than its W gradient."""
+        norms = outerSumNormsSquared(*self.sampleFactors(grad))
+        if "b" in self.vars:
+            norms += rowNormsSquared(self.sampleBiasGrads(grad))
+        return norms
+
+    def sampleFactors(self, grad):
+        """(a, b) of the weight gradient W_g += a_g b_g^T as (batch, groups, positions, rows/groups) views:
+        here the lowered gradient and the input's column matrix."""
+        return self.bySample(self.lowerGrad(grad), grad.shape[0]), self.bySample(self.inputCols(), grad.shape[0])
+
+    def bySample(self, lowered, batch):
+        """A lowered (rows, batch*positions) matrix as its (batch, groups, positions, rows/groups) view."""
+        return lowered.reshape(self.groups, lowered.shape[0] // self.groups, batch, -1).transpose(2, 0, 3, 1)
+
+    @staticmethod
+    def sampleBiasGrads(grad):
+        """Each sample's b gradient: its output gradient summed over positions, (batch, outmaps)."""
+        sums = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=2, dtype=statDtype(grad.dtype))
+        return sums.astype(grad.dtype, copy=False)

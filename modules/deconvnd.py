@@ -71,3 +71,8 @@ class DeconvND(ConvND):
         self.accumulateWeightGrad(self.grouped(self.inRows), self.grouped(cols).swapaxes(-1, -2))
         if "b" in self.vars:
             self.vars["b"].accumulateSum(grad, axis=(0,) + tuple(range(2, 2 + self.nd)))
+
+    def sampleFactors(self, grad):
+        """(a, b) of the weight gradient as ConvND's: here the input's rows and the lowered gradient."""
+        batch = grad.shape[0]
+        return self.bySample(self.inRows, batch), self.bySample(self.lowerGrad(grad), batch)

@@ -8,6 +8,7 @@ from ..engine.backend import isCuda, toDevice, xp
 from ..engine.checks import checkPositiveInt
 from ..engine.dtype import defaultDtype, statDtype
 from ..engine.errors import DtypeError, LabelError, ShapeError
+from ..engine.persample import ghostFits, gramNormsSquared
 from ..engine.variable import Variable
 from .module import Module
 
@@ -103,6 +104,30 @@ class Embedder(Module):
         self.scatterAdd(table, indices, rows)
         if kept is not None:
             table[self.paddingIndex] = kept
+
+    def perSampleGrads(self, grad):
+        """Each sample's table gradient (batch, vocabulary, embsize): its rows scattered into its own table
+        (one scatter-add into a batch of tables), the padding row zero."""
+        batch = grad.shape[0]
+        indices = self.indices.reshape(batch, -1) + xp.arange(batch, dtype=xp.int64)[:, None] * self.vocabulary
+        tables = xp.zeros((batch * self.vocabulary, self.embsize), dtype=grad.dtype)
+        self.scatterAdd(tables, indices.reshape(-1), grad.reshape(-1, self.embsize))
+        tables = tables.reshape(batch, self.vocabulary, self.embsize)
+        if self.paddingIndex is not None:
+            tables[:, self.paddingIndex] = 0
+        return {"W": tables}
+
+    def perSampleNormsSquared(self, grad):
+        """Ghost norm over a sample's steps: sum over steps s, t reading the same (non-padding) row of
+        g_s . g_t, when the (time, time) matrices are smaller than a table."""
+        batch = grad.shape[0]
+        indices, rows = self.indices.reshape(batch, -1), grad.reshape(batch, -1, self.embsize)
+        if not ghostFits(indices.shape[1], self.vocabulary, self.embsize):
+            return super().perSampleNormsSquared(grad)
+        same = indices[:, :, None] == indices[:, None, :]
+        if self.paddingIndex is not None:
+            same &= (indices != self.paddingIndex)[:, :, None]
+        return gramNormsSquared(same.astype(grad.dtype), rows)
 
     @staticmethod
     def scatterAdd(table, indices, rows):

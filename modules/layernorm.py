@@ -132,3 +132,14 @@ class LayerNorm(Module):
         view, dtype = grad.reshape(self.xhat.shape), statDtype(grad.dtype)
         self.vars["scale"].accumulate(xp.einsum("agpb,agpb->gp", view, self.xhat, dtype=dtype))
         self.vars["bias"].accumulate(xp.einsum("agpb->gp", view, dtype=dtype))
+
+    def perSampleGrads(self, grad):
+        """Each sample's scale and bias gradients (batch, *normalizedShape): the sums of accGradParams taken
+        per sample (a sample is A / batch rows of the (A, G, P, B) view: its leading axes beyond the batch)."""
+        batch, dtype = grad.shape[0], statDtype(grad.dtype)
+        shape = (batch, -1) + self.xhat.shape[1:]
+        view, xhat = grad.reshape(shape), self.xhat.reshape(shape)
+        scale = xp.einsum("nagpb,nagpb->ngp", view, xhat, dtype=dtype)
+        bias = xp.einsum("nagpb->ngp", view, dtype=dtype)
+        return {name: sums.astype(grad.dtype, copy=False).reshape((batch,) + self.vars[name].shape)
+                for name, sums in (("scale", scale), ("bias", bias))}

@@ -3,6 +3,7 @@ from ..engine.backend import xp
 from ..engine.dtype import defaultDtype
 from ..engine.gemm import matmul
 from ..engine.init import initWeights
+from ..engine.persample import outerSumNormsSquared, outerSums, rowNormsSquared
 from ..engine.variable import Variable
 from ..engine.errors import ShapeError
 from .module import Module
@@ -40,3 +41,21 @@ class Linear(Module):
         self.vars["W"].accumulateMatmul(self.inData.T, grad)
         if "b" in self.vars:
             self.vars["b"].accumulateSum(grad, axis=0)
+
+    def perSampleGrads(self, grad):
+        """Each sample's W gradient x_i g_i^T (batch, insize, outsize) and b gradient g_i (batch, outsize)."""
+        grads = {"W": outerSums(*self.sampleFactors(grad))}
+        if "b" in self.vars:
+            grads["b"] = grad.copy()
+        return grads
+
+    def perSampleNormsSquared(self, grad):
+        """||x_i||^2 ||g_i||^2 (+ ||g_i||^2 for b), without forming the per-sample gradients (ghost norm)."""
+        norms = outerSumNormsSquared(*self.sampleFactors(grad))
+        if "b" in self.vars:
+            norms += rowNormsSquared(grad)
+        return norms
+
+    def sampleFactors(self, grad):
+        """x and g as (batch, 1, size): each sample's W gradient is their outer product, one position each."""
+        return self.inData[:, None, :], grad[:, None, :]

@@ -8,7 +8,8 @@ A module does three things, each a method a subclass overrides:
 * ``accGradParams(grad)`` adds the parameter gradients into ``Variable.grad`` (always adds,
   in every module and container, so gradients of shared weights sum; the optimizer zeroes).
 
-``__call__`` and ``backward`` wrap them with the checks and bookkeeping every module shares.
+``__call__`` and ``backward`` wrap them with the checks and bookkeeping every module shares. A module with
+parameters may also give each sample's parameter gradients (``perSampleGrads``, see modules/persample.py).
 Containers override ``children`` and the data flow; everything that walks the tree
 (variables, modes, casting, saving) lives here once.
 """
@@ -20,7 +21,8 @@ import numpy
 from ..engine import serialize
 from ..engine.backend import checkOnDevice, toDevice, toHost
 from ..engine.dtype import checkFloat, isBfloat16
-from ..engine.errors import DtypeError, ModelFileError, ShapeError
+from ..engine.errors import DtypeError, ModelFileError, PerSampleError, ShapeError
+from ..engine.persample import rowNormsSquared
 
 
 class Module:
@@ -80,6 +82,27 @@ class Module:
 
     def accGradParams(self, grad):
         pass
+
+    # --- per-sample gradients (driven by modules/persample.py) --------------------------------
+
+    # perSampleGrads(grad), defined by a module whose parameters have per-sample gradients: called in place of
+    # accGradParams with the same output gradient (row i from sample i's loss term alone), it returns
+    # {name: (batch, *parameter.shape)}, each sample's gradient of each parameter, from what forward and
+    # backward kept. None here: per-sample gradients refuse a module with parameters and no rule.
+    perSampleGrads = None
+
+    def checkPerSample(self):
+        """Raise PerSampleError if per-sample gradients cannot pass this module; asked of every module before
+        any work. A module that mixes samples overrides it (BatchNorm in train mode)."""
+        if self.vars and self.perSampleGrads is None:
+            raise PerSampleError(f"{self.describe()} has parameters ({', '.join(self.vars)}) but no per-sample "
+                                 f"gradient rule: define its perSampleGrads (see modules/persample.py)")
+
+    def perSampleNormsSquared(self, grad):
+        """(batch,): each sample's squared gradient norm over this module's parameters, called as perSampleGrads.
+        Here from perSampleGrads (one module's gradients at a time); layers override it with ghost norms that
+        never form them."""
+        return sum(rowNormsSquared(g) for g in self.perSampleGrads(grad).values())
 
     def checkDataShape(self, shape):
         """Raise ShapeError when an input of this shape cannot go through the module."""

@@ -1,7 +1,7 @@
 """PRelu: leaky ReLU whose negative slopes are learned."""
 from ..engine.backend import isCuda, xp
 from ..engine.checks import checkPositiveInt
-from ..engine.dtype import defaultDtype
+from ..engine.dtype import defaultDtype, statDtype
 from ..engine.errors import ShapeError
 from ..engine.im2col import buffer
 from ..engine.kernels import ElementwiseKernel
@@ -50,12 +50,20 @@ class PRelu(Module):
         return self.leaky.backward(grad, self.inData, self.slopes(grad.ndim))
 
     def accGradParams(self, grad):
-        # d loss / d a = sum of grad * x over the inputs where x <= 0 (per map, or all when shared)
+        self.vars["slopes"].accumulateSum(self.negativeProducts(grad), axis=(0, 2))
+
+    def perSampleGrads(self, grad):
+        """Each sample's slopes gradient (batch, slopes): its terms summed over its own positions."""
+        sums = self.negativeProducts(grad).sum(axis=2, dtype=statDtype(grad.dtype))
+        return {"slopes": sums.astype(grad.dtype, copy=False)}
+
+    def negativeProducts(self, grad):
+        """The terms of d loss / d a, grad * x where x <= 0 (else 0), as (batch, slopes, positions): summed over
+        positions per map, or over everything when shared."""
         part = self.negativePart = buffer(self.negativePart, grad.shape, grad.dtype)
         if isCuda:
             self.negativePartKernel(grad, self.inData, part)
         else:
             xp.multiply(grad, self.inData, out=part)
             xp.copyto(part, 0, where=self.inData > 0)
-        slopes = self.vars["slopes"]
-        slopes.accumulateSum(part.reshape(grad.shape[0], slopes.size, -1), axis=(0, 2))
+        return part.reshape(grad.shape[0], self.vars["slopes"].size, -1)

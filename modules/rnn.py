@@ -8,6 +8,7 @@ from ..engine.errors import ShapeError
 from ..engine.gemm import matmul
 from ..engine.im2col import buffer
 from ..engine.init import initWeights
+from ..engine.persample import outerSumNormsSquared, outerSums
 from ..engine.variable import Variable
 from .dropout import Dropout
 from .module import Module
@@ -167,3 +168,34 @@ class RNN(Module):
                                                                               hprev.reshape(-1, self.hsize))
                 self.vars[self.paramName("bias_ih", k, d)].accumulateSum(dIh, axis=0)
                 self.vars[self.paramName("bias_hh", k, d)].accumulateSum(cell.dHh.reshape(-1, G), axis=0)
+
+    # --- per-sample gradients -------------------------------------------------------------
+
+    def perSampleGrads(self, grad):
+        """Each sample's gradient of every weight and bias (batch, *shape), summed over its steps: one batched
+        GEMM per parameter over the cells' pre-activation gradients and what they multiply."""
+        batch = grad.shape[0]
+        return {name: outerSums(*factors).reshape((batch,) + self.vars[name].shape)
+                for name, factors in self.sampleFactors(grad).items()}
+
+    def perSampleNormsSquared(self, grad):
+        """Each sample's squared gradient norm, a weight's from the (time, time) Gram matrices of its two
+        factors (ghost norm) where those are smaller than its gradient."""
+        return sum(outerSumNormsSquared(*factors) for factors in self.sampleFactors(grad).values())
+
+    def sampleFactors(self, grad):
+        """Per parameter name, batch-major (a, b) (batch, steps, .) whose outer products summed over the steps
+        are each sample's gradient (as accGradParams' GEMMs): the input (or previous state) for a weight,
+        ones for a bias."""
+        self.backwardThroughTime(grad)
+        factors = {}
+        for k, cells in enumerate(self.layerCells):
+            x = self.layerInputs[k].swapaxes(0, 1)
+            ones = xp.ones(x.shape[:2] + (1,), dtype=x.dtype)
+            for d, cell in enumerate(cells):
+                dIh, (dHh, hprev) = cell.dIh.swapaxes(0, 1), cell.hiddenPairs()
+                factors[self.paramName("weight_ih", k, d)] = (dIh, x)
+                factors[self.paramName("weight_hh", k, d)] = (dHh.swapaxes(0, 1), hprev.swapaxes(0, 1))
+                factors[self.paramName("bias_ih", k, d)] = (dIh, ones)
+                factors[self.paramName("bias_hh", k, d)] = (cell.dHh.swapaxes(0, 1), ones)
+        return factors

@@ -121,10 +121,11 @@ def estimate(module, inputShape, batchsize=1, runs=500, warmup=10):
             "batchsize": batchsize, "runs": runs}
 
 
-def formatSummary(info, speed=None):
+def formatSummary(info, speed=None, fileSizes=None):
     """A Keras-like text table of summary()'s result: Layer (type) | Output Shape | Param #, then the
     input shape, the total parameter count and the memory at each dtype; with estimate()'s result as
-    speed, also the latency and throughput."""
+    speed, also the latency and throughput; with fileSizes ({precision: bytes} of the model's files, as
+    deploy.quantize.fileSizes measures them), the size of the model file at each precision."""
     header = ("Layer (type)", "Output Shape", "Param #")
     cells = [(f"{row['name']} ({row['type']})" if row["name"] else row["type"],
               "-" if row["outShape"] is None else str(row["outShape"]), f"{row['paramCount']:,}")
@@ -141,6 +142,8 @@ def formatSummary(info, speed=None):
              f"Total params: {info['paramCount']:,}"]
     lines += [f"Memory ({name}, {size} B per param): {info['memory'][name]:,} bytes ({_humanBytes(info['memory'][name])})"
               for name, size in memoryDtypes.items()]
+    if fileSizes is not None:
+        lines += [f"Model file ({name}): {size:,} bytes ({_humanBytes(size)})" for name, size in fileSizes.items()]
     if speed is not None:
         lines.append(f"Latency (batch {speed['batchsize']}, {speed['runs']} runs): mean {speed['meanLatency'] * 1e3:.3f} ms, "
                      f"median {speed['medianLatency'] * 1e3:.3f} ms, {speed['samplesPerSecond']:,.0f} samples/s")

@@ -109,7 +109,8 @@ abstract = {"Module", "MultiModule", "ElementwiseJoin", "ConvND", "DeconvND", "P
 def test_the_table_covers_every_module_class():
     ours = {name for name, cls in Module.registry.items() if cls.__module__.startswith("macrobatch.modules.")}
     covered = {type(factory()).__name__ for factory, _, _ in cases.values()}
-    assert ours - abstract == covered
+    inferenceOnly = {"Int8Linear", "Int8Conv"}  # no backward to compare; tests/deploy/test_quantize.py checks them
+    assert ours - abstract - inferenceOnly == covered
 
 
 @pytest.mark.parametrize("case", cases.values(), ids=cases.keys())
