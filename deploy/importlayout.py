@@ -1,6 +1,6 @@
 """ONNX import: the operators that move, join and cut tensors (Reshape, Flatten, Transpose, Squeeze,
 Unsqueeze, Concat, Split, Gather, Pad, Add, Mul, Identity, Dropout). Reshapes and transposes only change
-the OnnxView of a tensor; the others become macrobatch modules. Converters as in importlayers."""
+the OnnxView of a tensor; the others become macrobatch modules. Converters as in importlayers (whose table lists them)."""
 import math
 
 from ..engine.errors import ConversionError
@@ -11,7 +11,9 @@ from ..modules.embedder import Embedder
 from ..modules.mul import Mul
 from ..modules.pad2d import Pad2D
 from ..modules.split import Split
-from .importlayers import elementwise, foldAffine, refuseUsed, setWeights
+from .importactivation import elementwise
+from .importhelpers import refuseUsed, setWeights
+from .importnorm import foldAffine
 from .onnxfold import Folded, reshapeTarget
 from .onnxview import OnnxView, fmt
 
