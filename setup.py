@@ -9,7 +9,7 @@ from setuptools import setup
 
 version = re.search(r'^__version__ = "(.+)"', open("__init__.py", encoding="utf-8").read(), re.M).group(1)
 subpackages = ["cli", "engine", "modules", "costs", "costs.metrics", "optimizers", "optimizers.schedules", "handlers",
-               "handlers.callbacks", "datasets", "deploy"]
+               "handlers.callbacks", "datasets", "deploy", "privacy"]
 
 setup(
     name="macrobatch",

@@ -6,6 +6,7 @@ from ..engine.errors import DtypeError, NonFiniteError
 from ..engine.wire16 import Wire16
 from ..modules.batchnorm import BatchNorm
 from ..optimizers.gradientaccumulation import GradientAccumulation
+from ..privacy.differentialprivacy import privacyOf
 from .sharded import Sharded
 from .trainer import Trainer
 
@@ -52,6 +53,9 @@ class DistributedTrainer(Sharded, Trainer):
         if isinstance(optimizer, GradientAccumulation):
             raise ValueError("DistributedTrainer: GradientAccumulation is not supported; the processes "
                              "already add up their batches in every step")
+        if privacyOf(optimizer) is not None:
+            raise ValueError("DistributedTrainer: DifferentialPrivacy is not supported yet: every process would add "
+                             "its own noise to the step")
         super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite, precision=precision)
         reduced = {str(grad.dtype) for grad in optimizer.gradArrays()}
         if reduceDtype is not None and reduced != {"float32"}:

@@ -36,13 +36,28 @@ class Handler:
     ``currMacroBatch`` / ``totalMacroBatches``, and passes ``state`` (a dict with the same counters and
     the position of the batch in the data) to ``handleBatch``. ``onMacroBatchBegin(handler, index)``, when
     set, runs before each macrobatch is shuffled (Fit reseeds the random sources there).
+
+    poisson: Poisson sampling instead of shuffled batches (DP-SGD's sampling, privacy/differentialprivacy.py).
+    Each batch of a macrobatch holds every one of its samples independently with probability ``sampleRate``
+    = batchsize / macroBatchSize (batchsize / samples for device data), so its size varies (batchsize on
+    average, and batches may be empty); a macrobatch of m samples gives ceil(m / batchsize) batches, as
+    without it. Drawn without reading the device: each batch's size is a binomial draw on the host (it does
+    not depend on the data), its members the first ones of a device permutation, which together are that
+    independent inclusion. What it guarantees: each step is the sampled Gaussian mechanism at rate
+    sampleRate over the step's macrobatch (the partition into macrobatches fixed by position, not by the
+    data), so an RDP accountant given sampleRate and the number of steps bounds the privacy loss (a sample
+    takes part only in its own macrobatch's steps; counting the others is conservative). Shuffled fixed-size
+    batches (the default) are not covered by that subsampling analysis: with them only the per-step Gaussian
+    mechanism, with no amplification, is guaranteed.
     """
 
-    def __init__(self, mod, onBatchFinish=None, batchsize=128, checkFinite=True):
+    def __init__(self, mod, onBatchFinish=None, batchsize=128, checkFinite=True, poisson=False):
         self.mod = mod
         self.onBatchFinish = onBatchFinish
         self.batchsize = checkPositiveInt(batchsize, "batchsize")
         self.checkFinite = bool(checkFinite)
+        self.poisson = bool(poisson)
+        self.sampleRate = None  # of the last call's Poisson sampling
         self.currBatch = self.totalBatches = self.totalSamples = 0
         self.currMacroBatch = self.totalMacroBatches = 0
         self.state = {}
@@ -122,6 +137,8 @@ class Handler:
         self.totalMacroBatches = len(spans)
         self.totalBatches = sum(self.batchCount(start, stop) for start, stop in spans)
         self.totalSamples = sum(stop - start for start, stop in spans)
+        largest = max(stop - start for start, stop in spans)
+        self.sampleRate = min(1.0, self.batchsize / largest) if self.poisson else None
         self.currBatch = self.currMacroBatch = 0
 
     def batchCount(self, start, stop):
@@ -134,14 +151,11 @@ class Handler:
         if self.onMacroBatchBegin is not None:
             self.onMacroBatchBegin(self, index)
         size = data.shape[0]
-        perm = permutation(size) if random else None
         with batchMemoryAdvice(self.batchsize, size):
-            for start in range(0, size, self.batchsize):
-                stop = min(start + self.batchsize, size)
-                if perm is None:
+            for start, stop, idx in self.batchIndices(size, random):
+                if idx is None:
                     batch = [data[start:stop], eachTarget(target, lambda ary, key: ary[start:stop])]
                 else:
-                    idx = perm[start:stop]
                     batch = [self.gather(data, idx, "data"),
                              eachTarget(target, lambda ary, key: self.gather(ary, idx, key))]
                 self.state = {"batch": self.currBatch, "totalBatches": self.totalBatches,
@@ -154,14 +168,29 @@ class Handler:
                 self.currBatch += 1
         self.finishMacroBatch()
 
+    def batchIndices(self, size, random):
+        """(start, stop, idx) for each batch of a macrobatch of size samples: the batch is samples start..stop-1
+        (idx None), or those of the device index array idx (stop - start of them). With poisson, the Poisson
+        batches (see the class docstring; random is then ignored: the sampling is random by nature)."""
+        if self.poisson:
+            sizes = hostRng().binomial(size, self.sampleRate, self.batchCount(0, size))
+            for k, n in enumerate(sizes.tolist()):
+                yield k * self.batchsize, k * self.batchsize + n, permutation(size)[:n]
+            return
+        perm = permutation(size) if random else None
+        for start in range(0, size, self.batchsize):
+            stop = min(start + self.batchsize, size)
+            yield start, stop, None if perm is None else perm[start:stop]
+
     def finishMacroBatch(self):
         """Hook run after the last batch of each macrobatch (before onMacroBatchFinish)."""
 
     def gather(self, ary, idx, key):
-        """ary[idx] along the first axis into a buffer reused across batches of the same shape."""
-        shape = (self.batchsize,) + ary.shape[1:]
+        """ary[idx] along the first axis into a buffer reused across batches of the same shape (grown for a
+        Poisson batch larger than batchsize)."""
+        shape = (max(self.batchsize, idx.shape[0]),) + ary.shape[1:]
         buf = self.gatherBuffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != ary.dtype:
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:] or buf.dtype != ary.dtype:
             buf = self.gatherBuffers[key] = xp.empty(shape, dtype=ary.dtype)
         return xp.take(ary, idx, axis=0, out=buf[:idx.shape[0]])
 

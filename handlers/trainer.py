@@ -8,6 +8,7 @@ from ..costs.multi import targetCount
 from ..engine.backend import isCuda, toHost, xp
 from ..engine.errors import NonFiniteError
 from ..optimizers.gradientaccumulation import GradientAccumulation
+from ..privacy.differentialprivacy import privacyOf
 from .handler import Handler, checkOutputs
 
 
@@ -43,23 +44,31 @@ class Trainer(Handler):
     bytes), the cost scores in float32 (see Cost) and, with float16, the loss gradient is multiplied by the
     optimizer's loss scale: a step whose gradients overflow is then skipped and the scale backed off by
     the LossScaler, on the device, instead of being an error; a NaN or Inf loss is still one.
+
+    Differential privacy: with a DifferentialPrivacy optimizer (or one wrapped in GradientAccumulation), each
+    batch's output gradient is the wrapper's clipped one (DifferentialPrivacy.clippedOutputGrad), so backward
+    gives the sum of clipped per-sample gradients; every call first checks that the model allows per-sample
+    gradients. poisson: Poisson sampling of the batches (see Handler), which the privacy accounting assumes;
+    an empty batch still steps, on zero gradients (with DP: noise alone), so the number of steps does not
+    depend on the draw.
     """
 
     def __init__(self, mod, cost, optimizer, onBatchFinish=None, batchsize=128, checkFinite=True, onNonFinite="raise",
-                 precision=None):
+                 precision=None, poisson=False):
         if precision is not None and precision != optimizer.precision:
             if optimizer.steps:
                 raise ValueError(f"Trainer: precision={precision!r} would set the optimizer up again on the model, "
                                  f"losing {optimizer.steps} steps of its {optimizer.precision} state; set it up with "
                                  "setupOn(mod, precision=...) before training")
             optimizer.setupOn(mod, precision=precision)
-        super().__init__(mod, onBatchFinish, batchsize, checkFinite)
+        super().__init__(mod, onBatchFinish, batchsize, checkFinite, poisson)
         if onNonFinite not in ("raise", "skip"):
             raise ValueError(f"onNonFinite must be 'raise' or 'skip', got {onNonFinite!r}")
         if onNonFinite == "skip" and isinstance(optimizer, GradientAccumulation):
             raise ValueError("onNonFinite='skip' cannot be used with GradientAccumulation: a skipped batch's "
                              "gradients are already in the group's sum")
         self.cost, self.optimizer = cost, optimizer
+        self.privacy = privacyOf(optimizer)
         self.onNonFinite = onNonFinite
         self.skippedBatches = 0
         self.batchSkipped = False
@@ -82,6 +91,8 @@ class Trainer(Handler):
         self.gradsFinite = xp.ones((), dtype=bool)  # all gradients finite since the last check (GPU only)
         self.cost.resetAccumulator()
         self.mod.trainMode()
+        if self.privacy is not None:
+            self.privacy.check(self.mod, self.cost)
         self.skippedBatches = 0
 
     def handleBatch(self, batch, idx, state):
@@ -95,8 +106,18 @@ class Trainer(Handler):
         data, target = batch
         skip = self.onNonFinite == "skip"
         self.batchSkipped = False
+        if self.privacy is not None:
+            self.privacy.expectBatch(self.batchsize if self.poisson else state["size"])
+        if state["size"] == 0:
+            self.optimizer.zeroGradParams()
+            self.step()
+            return
         saved = self.cost.getAccumulator() if skip else None
-        error, grad = self.cost(checkOutputs(self.mod(data), target), target, self.optimizer.lossScale())
+        pred = checkOutputs(self.mod(data), target)
+        if self.privacy is None:
+            error, grad = self.cost(pred, target, self.optimizer.lossScale())
+        else:
+            error, grad = self.privacy.clippedOutputGrad(self.mod, self.cost, pred, target)
         where = (f"batch {idx} (macrobatch {state['macroBatch']}, samples "
                  f"{state['start']}..{state['start'] + state['size'] - 1} of it)")
         if not isCuda and not skip:

@@ -24,7 +24,12 @@ def perSampleGradients(net, cost, data, target):
     targets prepared by cost.prepareTarget). The cost accumulates the batch's error as in training.
     PerSampleError, before any work, for a cost that is not samplewise, BatchNorm in train mode, or a module
     with parameters and no per-sample rule."""
-    grad = sampleOutputGrad(net, cost, data, target)
+    return sampleGradients(net, sampleOutputGrad(net, cost, data, target))
+
+
+def sampleGradients(net, grad):
+    """perSampleGradients from the per-sample output gradient grad of a forward pass already run (Cost.sampleGrad;
+    after checkPerSample): for callers that use grad again (DifferentialPrivacy's reweighted backward)."""
     grads = {}  # id(Variable) -> its per-sample gradient: a Variable shared by several modules sums theirs
 
     def collect(mod, outGrad):
@@ -43,7 +48,12 @@ def perSampleGradNorms(net, cost, data, target):
     beyond the ordinary pass is one layer's work. A Variable that several modules share is the exception:
     its per-sample gradients are formed, as the norm of their sum needs them. In statDtype (float32 for
     16-bit models)."""
-    grad = sampleOutputGrad(net, cost, data, target)
+    return sampleGradNorms(net, sampleOutputGrad(net, cost, data, target))
+
+
+def sampleGradNorms(net, grad):
+    """perSampleGradNorms from the per-sample output gradient grad of a forward pass already run, as
+    sampleGradients: the backward leaves the forward's state for a second, reweighted backward (ghost clipping)."""
     first = flatArrays(grad)[0]
     norms = xp.zeros((first.shape[0],), dtype=statDtype(first.dtype))
     shared, grads = sharedVariables(net), {}

@@ -2,9 +2,10 @@
 from ..engine.backend import toDevice, toHost
 from ..engine.errors import ModelFileError
 from ..engine.checks import checkPositiveInt
+from .wrapper import OptimizerWrapper
 
 
-class GradientAccumulation:
+class GradientAccumulation(OptimizerWrapper):
     """Wraps an optimizer so that a Trainer (zeroGradParams, backward, update on every batch) steps
     once every ``batches`` batches, from the mean of their gradients: parameter gradients already add
     up across backward calls, so zeroGradParams only clears them at the start of a group, and the
@@ -26,46 +27,14 @@ class GradientAccumulation:
     """
 
     def __init__(self, optimizer, batches):
-        self.optimizer = optimizer
+        super().__init__(optimizer)
         self.batches = checkPositiveInt(batches, "GradientAccumulation: batches")
         self.pending = 0
 
-    @property
-    def learnRate(self):
-        return self.optimizer.learnRate
-
-    @learnRate.setter
-    def learnRate(self, value):
-        self.optimizer.learnRate = value
-
-    @property
-    def steps(self):
-        return self.optimizer.steps
-
-    @property
-    def precision(self):
-        return self.optimizer.precision
-
     def setupOn(self, module, useGlobalState=True, precision="float32", lossScaler=None):
-        self.optimizer.setupOn(module, useGlobalState, precision, lossScaler)
+        super().setupOn(module, useGlobalState, precision, lossScaler)
         self.pending = 0
         return self
-
-    def addHook(self, hook):
-        self.optimizer.addHook(hook)
-        return self
-
-    def gradArrays(self):
-        return self.optimizer.gradArrays()
-
-    def backwardGradArrays(self):
-        return self.optimizer.backwardGradArrays()
-
-    def lossScale(self):
-        return self.optimizer.lossScale()
-
-    def masterWeights(self):
-        return self.optimizer.masterWeights()
 
     def zeroGradParams(self):
         """Clear the gradients at the start of a group only; inside one they keep adding up."""
