@@ -11,8 +11,8 @@ from ..handlers.callbacks.callback import Callback
 # the options a run is made of, and the target datasets it found in the file (targets, checked by
 # checkTargets); paths are stored absolute, so a resume from another folder still matches
 keys = ("data", "labels", "targets", "model", "batchsize", "macrobatch", "optimizer", "lr", "clip_norm", "accumulate",
-        "schedule", "seed", "csv", "patience", "val_split", "sync_batchnorm", "reduce_dtype", "precision", "epochs", "out",
-        "curve", "checkpoints", "checkpoint_macrobatches")
+        "schedule", "seed", "csv", "patience", "val_split", "sync_batchnorm", "reduce_dtype", "precision", "dp_clip",
+        "dp_noise", "dp_epsilon", "dp_delta", "epochs", "out", "curve", "checkpoints", "checkpoint_macrobatches")
 paths = {"data", "csv", "out", "curve", "checkpoints"}
 # options a resumed run may change, well defined: where things are written, and how far to train
 changeable = {"epochs", "out", "curve", "checkpoints", "checkpoint_macrobatches"}

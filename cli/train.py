@@ -16,6 +16,7 @@ from ..engine.errors import MacrobatchError
 from ..handlers.callbacks import CSVLogger, CurvePlot, EarlyStopping, ModelCheckpoint, ProgressBar, latestCheckpoint
 from ..handlers.callbacks.modelcheckpoint import checkpointPosition
 from ..handlers.fit import Fit
+from ..handlers.handler import spanRange
 from ..optimizers.adagrad import AdaGrad
 from ..optimizers.adam import Adam
 from ..optimizers.adamw import AdamW
@@ -26,6 +27,8 @@ from ..optimizers.nesterovsgd import NesterovSGD
 from ..optimizers.rmsprop import RMSProp
 from ..optimizers.schedules import CosineDecay, ReduceOnPlateau, StepDecay
 from ..optimizers.sgd import SGD
+from ..privacy.accountant import noiseMultiplierFor
+from ..privacy.differentialprivacy import DifferentialPrivacy
 from .arguments import fraction, macroBatchArg, nonNegativeInt, positiveInt
 from .datachecks import checkImages, checkShapes
 from .runconfig import RunConfig, checkTargets, resumeConfig
@@ -140,6 +143,36 @@ def interruptNote(args, fit):
             f"continue from {start}")
 
 
+def checkPrivacy(args):
+    """Refuse, before any data is read, what DP-SGD (--dp-clip) cannot train with."""
+    private = args.dp_clip or args.dp_noise is not None or args.dp_epsilon is not None
+    if not private:
+        return
+    if not args.dp_clip:
+        raise MacrobatchError("--dp-noise and --dp-epsilon need --dp-clip C, the norm each sample's gradient is "
+                              "clipped to")
+    if args.dp_noise is None and args.dp_epsilon is None:
+        raise MacrobatchError("--dp-clip needs --dp-noise SIGMA (the noise multiplier) or --dp-epsilon E (the "
+                              "noise that reaches epsilon E at --dp-delta after --epochs)")
+    if args.model == "cnn":
+        raise MacrobatchError("--dp-clip: the cnn model has BatchNorm, which mixes the samples of a batch, so "
+                              "DP-SGD's per-sample gradients are undefined; use --model mlp")
+    if args.accumulate > 1:
+        raise MacrobatchError("--dp-clip with --accumulate is not supported (its privacy is not accounted); give "
+                              "a larger --batchsize instead")
+    if args.dp_noise is None and args.macrobatch == "auto":
+        raise MacrobatchError("--dp-epsilon needs a number --macrobatch (the sample rate depends on it), not auto")
+
+
+def plannedNoise(args, samples):
+    """The noise multiplier --dp-epsilon asks for: the one reaching it at --dp-delta after --epochs epochs of
+    Poisson batches at sample rate batchsize / min(macrobatch, samples)."""
+    spans = spanRange(0, samples, args.macrobatch)
+    steps = args.epochs * sum(-(-(stop - start) // args.batchsize) for start, stop in spans)
+    sampleRate = min(1.0, args.batchsize / min(args.macrobatch, samples))
+    return noiseMultiplierFor(args.dp_epsilon, steps, sampleRate, args.dp_delta)
+
+
 def findResume(args):
     """The checkpoint --resume continues from, with its options taken into args; checked before any data
     is read. Returns (path, notes on the options changed) or (None, [])."""
@@ -165,6 +198,7 @@ def trainOn(args, comm):
     lead = comm is None or comm.rank == 0
     say = print if lead else lambda *args: None
     latest, resumeNotes = findResume(args)
+    checkPrivacy(args)
     precisionDtype(args.precision, "--precision")  # bfloat16 without ml_dtypes: refused before any data is read
     setSeed(args.seed)
     if lead:  # the only writer; two processes checking one new folder would remove it under each other
@@ -182,7 +216,11 @@ def trainOn(args, comm):
         rule = optimizers[args.optimizer]() if args.lr is None else optimizers[args.optimizer](learnRate=args.lr)
         if args.clip_norm:
             rule.addHook(ClipByGlobalNorm(args.clip_norm))
-        optimizer = GradientAccumulation(rule, args.accumulate) if args.accumulate > 1 else rule
+        if args.dp_clip and args.dp_noise is None:  # solved once: recorded, a resumed run keeps it
+            args.dp_noise = plannedNoise(args, data.shape[0])
+            say(f"--dp-epsilon {args.dp_epsilon}: noise multiplier {args.dp_noise:.4g}")
+        optimizer = GradientAccumulation(rule, args.accumulate) if args.accumulate > 1 else \
+            DifferentialPrivacy(rule, args.dp_clip, args.dp_noise) if args.dp_clip else rule
         optimizer.setupOn(model, precision=args.precision)
         processes = "" if comm is None else f", {comm.size} processes"
         held = f"{heads[0][1]} classes" if len(heads) == 1 else f"targets {describeHeads(heads)}"
@@ -197,6 +235,7 @@ def trainOn(args, comm):
         fit = Fit(model, buildCost(heads), optimizer, batchsize=args.batchsize, macroBatchSize=args.macrobatch,
                   callbacks=callbacks, seed=args.seed, comm=comm, syncBatchNorm=args.sync_batchnorm,
                   reduceDtype=None if args.reduce_dtype == "float32" else args.reduce_dtype, precision=args.precision,
+                  privacyDelta=args.dp_delta,
                   schedule=makeSchedule(args.schedule, optimizer, args.epochs, bool(val)))
         if latest is not None:
             fit.resume(latest)
@@ -220,6 +259,9 @@ def trainOn(args, comm):
         say(f"{split} {figures(validator.metrics, heads)}")
         if rule.lossScaler is not None:
             say(scalingNote(rule))
+        if fit.accountant is not None:
+            say(f"privacy: epsilon {fit.accountant.epsilon(args.dp_delta):.4g} at delta {args.dp_delta:g} after "
+                f"{fit.accountant.steps} steps (noise multiplier {args.dp_noise:.4g}, clip {args.dp_clip:g})")
         say(f"saved the model: {args.out}")
         written = [("training curve", c.path) for c in callbacks if isinstance(c, CurvePlot)] + \
             [("per-epoch log", args.csv)] * bool(args.csv) + [("checkpoints", args.checkpoints)] * bool(args.checkpoints)
@@ -280,6 +322,16 @@ def addParser(sub):
                    help="under mpiexec: BatchNorm statistics over all processes' batches (default: per process)")
     t.add_argument("--reduce-dtype", choices=["float32", "bfloat16", "float16"], default="float32",
                    help="under mpiexec: the dtype gradients are summed in across processes")
+    t.add_argument("--dp-clip", type=float, default=0.0, metavar="C",
+                   help="differentially private training (DP-SGD, Poisson-sampled batches): clip each sample's "
+                        "gradient to norm C (0: off); needs --dp-noise or --dp-epsilon and --model mlp (BatchNorm "
+                        "is refused); epsilon is reported after each epoch")
+    noise = t.add_mutually_exclusive_group()
+    noise.add_argument("--dp-noise", type=float, metavar="SIGMA", help="with --dp-clip: the noise multiplier "
+                                                                        "(noise std over C)")
+    noise.add_argument("--dp-epsilon", type=float, metavar="E",
+                       help="with --dp-clip: the noise multiplier that reaches epsilon E after --epochs")
+    t.add_argument("--dp-delta", type=float, default=1e-5, metavar="D", help="with --dp-clip: the delta of epsilon")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar, only a line per epoch (the bar is drawn only on a terminal anyway)")
     t.set_defaults(run=train, targets=None)  # targets: the datasets found, stored for --resume

@@ -34,3 +34,7 @@ def uniform(shape, dtype):
         return _deviceRng.random_sample(shape, dtype=dtype)
     return _deviceRng.random(shape, dtype=dtype)
 
+
+def normal(shape, dtype):
+    """A device array of standard normal samples (DP-SGD's noise)."""
+    return _deviceRng.standard_normal(shape, dtype=dtype)

@@ -18,6 +18,9 @@ from ..engine.backend import isCuda, isDeviceArray, toHost
 from ..engine.communicator import abortOnError
 from ..engine.errors import ModelFileError
 from ..engine.random import hostRng
+from ..optimizers.gradientaccumulation import GradientAccumulation
+from ..privacy.accountant import RdpAccountant, checkedDelta
+from ..privacy.differentialprivacy import privacyOf
 from .calculator import Calculator
 from .distributedtrainer import DistributedTrainer
 from .distributedvalidator import DistributedValidator
@@ -66,6 +69,13 @@ class Fit:
     "float16" or "bfloat16" trains in mixed precision). Under mixed precision, checkpoints, best weights and
     saved models hold the float32 master weights; validation runs in the training precision.
 
+    Differential privacy: with an optimizer that is or wraps a privacy.DifferentialPrivacy, Fit trains with
+    Poisson sampling (Trainer poisson=True), keeps an RdpAccountant stepped once per optimizer step at the
+    Trainer's sampleRate and the wrapper's noiseMultiplier, and logs ``epsilon`` at privacyDelta (unused
+    otherwise) after each epoch; checkpoints keep the accountant. Refused with comm (data-parallel) and
+    with GradientAccumulation: a logical step of several Poisson batches is not the sampled Gaussian
+    mechanism at rate sampleRate that the accountant bounds.
+
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
     metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
     numbers go there; array metrics (a confusion matrix) are in ``validator.metrics`` after each epoch.
@@ -73,15 +83,21 @@ class Fit:
 
     def __init__(self, mod, cost, optimizer, batchsize=128, macroBatchSize=10000, callbacks=(), schedule=None,
                  valCost=None, metrics=None, random=True, seed=None, onNonFinite="raise", comm=None,
-                 syncBatchNorm=False, reduceDtype=None, precision=None):
+                 syncBatchNorm=False, reduceDtype=None, precision=None, privacyDelta=1e-5):
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        self.privacy = privacyOf(optimizer)
+        if self.privacy is not None:
+            checkPrivateFit(optimizer, self.comm)
+            self.privacyDelta = checkedDelta(privacyDelta)
+        self.accountant = None if self.privacy is None else RdpAccountant()
+        self.accountedSteps = 0  # the optimizer steps the accountant holds
         self.mod, self.optimizer, self.schedule = mod, optimizer, schedule
         self.macroBatchSize, self.random = macroBatchSize, random
         self.callbacks = list(callbacks)
-        self.comm = comm if comm is not None and comm.size > 1 else None
         valCost = valCost if valCost is not None else validationCost(cost)
         if self.comm is None:
             self.trainer = Trainer(mod, cost, optimizer, onBatchFinish=self.batchFinished, batchsize=batchsize,
-                                   onNonFinite=onNonFinite, precision=precision)
+                                   onNonFinite=onNonFinite, precision=precision, poisson=self.privacy is not None)
             self.validator = Validator(mod, valCost, batchsize=batchsize, metrics=metrics,
                                        onBatchFinish=self.checkInterrupt)
         else:
@@ -155,6 +171,7 @@ class Fit:
                                        startMacroBatch=self.position)
         if hasattr(self.optimizer, "flush"):
             self.optimizer.flush()
+        self.accountPrivacy()
         logs = self.epochLogs(valData, valTarget)
         logs["time"] = time.perf_counter() - start
         self.epoch, self.position = self.epoch + 1, 0
@@ -200,7 +217,17 @@ class Fit:
             logs["val_loss"] = valMetrics.pop("error")
             logs.update({f"val_{key}": value for key, value in valMetrics.items() if isinstance(value, numbers.Real)})
         logs["learnRate"] = self.optimizer.learnRate
+        if self.accountant is not None:
+            logs["epsilon"] = self.accountant.epsilon(self.privacyDelta)
         return logs
+
+    def accountPrivacy(self):
+        """Step the accountant for the optimizer steps taken since it was last stepped (after each
+        macrobatch and epoch, so a checkpoint taken then holds them), at this call's sample rate."""
+        if self.accountant is not None and self.privacy.steps > self.accountedSteps:
+            self.accountant.step(self.privacy.noiseMultiplier, self.trainer.sampleRate,
+                                 self.privacy.steps - self.accountedSteps)
+            self.accountedSteps = self.privacy.steps
 
     def batchFinished(self, trainer):
         if self.schedule is not None and not trainer.batchSkipped:
@@ -218,6 +245,7 @@ class Fit:
 
     def macroBatchFinished(self, trainer):
         self.position = trainer.currMacroBatch + 1
+        self.accountPrivacy()
         if self.comm is not None:  # what a checkpoint taken now (by rank 0) keeps of the epoch's loss
             self.jobAccumulator = trainer.jobAccumulator()
         for callback in self.callbacks:
@@ -230,7 +258,8 @@ class Fit:
         callbacks' state, the epoch count, the base seed and the history; between two macrobatches of an
         epoch, also how many are done and the training loss accumulated over them (in a data-parallel
         job, summed over the processes), and the number of processes and the macroBatchSize of the walk,
-        which a resumed run between two macrobatches must match ('auto' takes the recorded size)."""
+        which a resumed run between two macrobatches must match ('auto' takes the recorded size); under
+        differential privacy, the accountant."""
         model = {"params": {}, "attrs": {}}
         inEpoch = self.comm is not None and self.position
         accumulator = self.jobAccumulator if inEpoch else self.trainer.cost.getAccumulator()
@@ -243,6 +272,7 @@ class Fit:
                 "callbacks": {str(i): cb.getState() for i, cb in enumerate(self.callbacks)},
                 "position": self.position, "processes": self.processes,
                 "macroBatchSize": self.trainer.macroBatchSize or 0,
+                "privacy": None if self.accountant is None else self.accountant.getState(),
                 "accumulator": mapAccumulator(accumulator, lambda value: value if isinstance(value, int)
                                               else toHost(value))}
 
@@ -288,9 +318,20 @@ class Fit:
                                      f"it with macroBatchSize {walked} or 'auto' (this run has {self.macroBatchSize}), "
                                      "or from a checkpoint at an epoch's end")
             self.macroBatchSize = walked  # 'auto' might choose otherwise now: the epoch must go on as it began
+        privacy = state.get("privacy")
+        if (privacy is None) != (self.accountant is None) and (int(state["epoch"]) or position):
+            raise ModelFileError(f"{source} was written by a run " + ("without" if privacy is None else "with")
+                                 + " differential privacy; resume it with an optimizer that "
+                                 + ("is not" if privacy is None else "is") + " a DifferentialPrivacy, so that "
+                                 "epsilon counts every step, or start a new run")
         self.setModelState({f"{kind}/{name}": ary for kind in ("params", "attrs")
                             for name, ary in state["model"].get(kind, {}).items()}, source)
         self.optimizer.setState(state["optimizer"])
+        if self.accountant is not None:
+            self.accountant = RdpAccountant()
+            if privacy is not None:
+                self.accountant.setState(privacy)
+            self.accountedSteps = self.privacy.steps
         if self.schedule is not None and state.get("schedule") is not None:
             self.schedule.setState(state["schedule"])
         for i, callback in enumerate(self.callbacks):
@@ -302,6 +343,20 @@ class Fit:
             self.resumedAccumulator = mapAccumulator(self.resumedAccumulator, lambda value: 0 if isinstance(value, int)
                                                      else numpy.zeros_like(value))
         self.history = {key: list(values) for key, values in state["history"].items()}
+
+
+def checkPrivateFit(optimizer, comm):
+    """A ValueError unless Fit can account the DifferentialPrivacy optimizer is or wraps: on one process and
+    without GradientAccumulation."""
+    if comm is not None:
+        raise ValueError("Fit: differential privacy with comm (data-parallel training) is not supported; train on "
+                         "one process")
+    while optimizer is not None:
+        if isinstance(optimizer, GradientAccumulation):
+            raise ValueError("Fit: differential privacy with GradientAccumulation is not supported (its privacy "
+                             "is not accounted: a step of several Poisson batches is not sampled at one rate); "
+                             "use a larger batchsize instead")
+        optimizer = getattr(optimizer, "optimizer", None)
 
 
 def validationCost(cost):

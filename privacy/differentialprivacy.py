@@ -1,10 +1,8 @@
 """DifferentialPrivacy: DP-SGD (Abadi et al. 2016) as a wrapper that stands where the optimizer stands."""
-import math
-
 from ..engine.backend import xp
 from ..engine.checks import checkHyper, checkPositiveInt
-from ..engine.random import uniform
 from ..engine.persample import rowNormsSquared
+from ..engine.random import normal
 from ..modules.multimodule import flatArrays
 from ..modules.persample import checkPerSample, sampleGradients, sampleGradNorms
 from ..optimizers.gradientaccumulation import GradientAccumulation
@@ -90,16 +88,9 @@ class DifferentialPrivacy(OptimizerWrapper):
         std = self.noiseMultiplier * self.clipNorm
         for _, _, _, grad in self.optimizer.bindings:
             if std:
-                grad += gaussian(grad.shape, grad.dtype) * std
+                grad += normal(grad.shape, grad.dtype) * std
             grad *= scale
         return finite
-
-
-def gaussian(shape, dtype):
-    """A device array of standard normal samples from the engine's device random source (Box-Muller on two
-    uniform draws)."""
-    u = uniform((2,) + tuple(shape), dtype)
-    return xp.sqrt(-2 * xp.log1p(-u[0])) * xp.cos((2 * math.pi) * u[1])
 
 
 def privacyOf(optimizer):
