@@ -143,8 +143,9 @@ def interruptNote(args, fit):
             f"continue from {start}")
 
 
-def checkPrivacy(args):
-    """Refuse, before any data is read, what DP-SGD (--dp-clip) cannot train with."""
+def checkPrivacy(args, comm=None):
+    """Refuse, before any data is read, what DP-SGD (--dp-clip) cannot train with (comm: the data-parallel job's
+    communicator, or None)."""
     private = args.dp_clip or args.dp_noise is not None or args.dp_epsilon is not None
     if not private:
         return
@@ -157,19 +158,21 @@ def checkPrivacy(args):
     if args.model == "cnn":
         raise MacrobatchError("--dp-clip: the cnn model has BatchNorm, which mixes the samples of a batch, so "
                               "DP-SGD's per-sample gradients are undefined; use --model mlp")
-    if args.accumulate > 1:
-        raise MacrobatchError("--dp-clip with --accumulate is not supported (its privacy is not accounted); give "
-                              "a larger --batchsize instead")
     if args.dp_noise is None and args.macrobatch == "auto":
         raise MacrobatchError("--dp-epsilon needs a number --macrobatch (the sample rate depends on it), not auto")
+    if args.dp_noise is None and comm is not None:
+        raise MacrobatchError("--dp-epsilon is not solved for a data-parallel job (its rate and steps depend on the "
+                              "shards); give --dp-noise SIGMA: the run prints the job's epsilon")
 
 
 def plannedNoise(args, samples):
     """The noise multiplier --dp-epsilon asks for: the one reaching it at --dp-delta after --epochs epochs of
-    Poisson batches at sample rate batchsize / min(macrobatch, samples)."""
+    Poisson logical batches (one per step, --accumulate batches each) at sample rate accumulate * batchsize /
+    min(macrobatch, samples), ceil(m / (accumulate * batchsize)) steps per macrobatch of m samples."""
+    logical = args.accumulate * args.batchsize
     spans = spanRange(0, samples, args.macrobatch)
-    steps = args.epochs * sum(-(-(stop - start) // args.batchsize) for start, stop in spans)
-    sampleRate = min(1.0, args.batchsize / min(args.macrobatch, samples))
+    steps = args.epochs * sum(-(-(stop - start) // logical) for start, stop in spans)
+    sampleRate = min(1.0, logical / min(args.macrobatch, samples))
     return noiseMultiplierFor(args.dp_epsilon, steps, sampleRate, args.dp_delta)
 
 
@@ -198,7 +201,7 @@ def trainOn(args, comm):
     lead = comm is None or comm.rank == 0
     say = print if lead else lambda *args: None
     latest, resumeNotes = findResume(args)
-    checkPrivacy(args)
+    checkPrivacy(args, comm)
     precisionDtype(args.precision, "--precision")  # bfloat16 without ml_dtypes: refused before any data is read
     setSeed(args.seed)
     if lead:  # the only writer; two processes checking one new folder would remove it under each other
@@ -219,8 +222,9 @@ def trainOn(args, comm):
         if args.dp_clip and args.dp_noise is None:  # solved once: recorded, a resumed run keeps it
             args.dp_noise = plannedNoise(args, data.shape[0])
             say(f"--dp-epsilon {args.dp_epsilon}: noise multiplier {args.dp_noise:.4g}")
-        optimizer = GradientAccumulation(rule, args.accumulate) if args.accumulate > 1 else \
-            DifferentialPrivacy(rule, args.dp_clip, args.dp_noise) if args.dp_clip else rule
+        optimizer = DifferentialPrivacy(rule, args.dp_clip, args.dp_noise) if args.dp_clip else rule
+        if args.accumulate > 1:  # outside the privacy wrapper: the noise is added once per accumulated step
+            optimizer = GradientAccumulation(optimizer, args.accumulate)
         optimizer.setupOn(model, precision=args.precision)
         processes = "" if comm is None else f", {comm.size} processes"
         held = f"{heads[0][1]} classes" if len(heads) == 1 else f"targets {describeHeads(heads)}"
@@ -292,7 +296,8 @@ def addParser(sub):
     t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's own, 1e-3 for adam)")
     t.add_argument("--clip-norm", type=float, default=0.0, help="clip gradients to this global L2 norm (0: off)")
     t.add_argument("--accumulate", type=positiveInt, default=1,
-                   help="update once every K batches, on their mean gradient")
+                   help="update once every K batches, on their mean gradient (with --dp-clip: one Poisson batch of "
+                        "K * batchsize samples on average per update, cut into K)")
     t.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
                    help="learning-rate schedule: cosine decay over --epochs, step (x0.1 every third of --epochs) "
                         "or reduce-on-plateau of the validation loss")

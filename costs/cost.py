@@ -51,16 +51,25 @@ class Cost:
         error = self.validate(wide, target)
         return error, narrow(self.calcGrad(wide, target), pred, gradScale)
 
-    def sampleGrad(self, pred, target):
+    def sampleGrad(self, pred, target, independent=False):
         """(error, grad) as a training call (the error accumulated), grad row i the gradient of sample i's own
         term of the batch loss, not divided by the batch: the batch loss is the mean of the terms, so it is
         batch times the batch gradient. A term is the sample's loss as the batch scores it: for CrossEntropy
         the mean over its rows (steps, positions) and, with weights or ignoreIndex, its rows' weighted losses
         over the batch's mean row weight (as Opacus's per-sample gradients of a mean-reduced loss).
+        independent: terms that depend on their own sample alone, as DP-SGD's sensitivity bound needs (the
+        batch's mean row weight depends on the other samples' labels): CrossEntropy's weighted terms are then
+        over the sample's number of rows instead; the error is the same either way (independentTerms).
         PerSampleError for a cost that is not samplewise."""
         self.checkSamplewise()
         batch = (pred[0] if isinstance(pred, (list, tuple)) else pred).shape[0]
-        return self(pred, target, gradScale=float(batch))
+        error, grad = self(pred, target, gradScale=float(batch))
+        return error, self.independentTerms(grad) if independent else grad
+
+    def independentTerms(self, grad):
+        """The sampleGrad gradient grad of the batch just scored, rescaled in place to terms that depend on their
+        own sample alone; grad itself here, where every term already does."""
+        return grad
 
     def checkSamplewise(self):
         """Raise PerSampleError unless the cost is samplewise (see the class attribute)."""

@@ -83,7 +83,7 @@ class CrossEntropy(Cost):
         self.maxLabel = None
         self.labelRange = LabelRange(type(self).__name__)
         self.rowMax = self.sumExp = self.exps = self.flatLabels = self.labels = self.rowScale = None
-        self.smoothScale = self.judged = None
+        self.smoothScale = self.judged = self.rowWeightTotal = None
 
     def checkWeights(self, weights):
         weights = numpy.array(weights, dtype=numpy.float64)
@@ -224,9 +224,18 @@ class CrossEntropy(Cost):
             return (1 - eps) / rows, eps / (classes * rows)
         kept = xp.ones(rows, dtype=scores.dtype) if ignored is None else (~ignored).astype(scores.dtype)
         rowWeight = kept if self.weights is None else self.classWeights(scores.dtype)[labels] * kept
-        total = rowWeight.sum()
+        total = self.rowWeightTotal = rowWeight.sum()
         inverse = (total > 0) / xp.where(total > 0, total, 1)  # 1 / total, or 0 for a batch weighing nothing
         return rowWeight * (inverse * (1 - eps)), kept * (inverse * (eps / classes))
+
+    def independentTerms(self, grad):
+        """With weights or ignoreIndex, grad (the batch's terms: weighted rows over the batch's mean row weight)
+        times weight sum / rows: each sample's weighted rows over its own number of rows, whatever the other
+        samples' labels (sampleGrad's independent)."""
+        if self.weighted:
+            rows = self.rowScale.shape[0]
+            grad *= (self.rowWeightTotal / rows).astype(grad.dtype)
+        return grad
 
     def getError(self):
         """Mean error over the judged rows since the last reset (see the class docstring; a host float,

@@ -73,6 +73,10 @@ class Multi(Cost):
                 grad *= weight
         return grads
 
+    def independentTerms(self, grad):
+        """Each cost's independentTerms of its own gradient (a weight scales it and commutes)."""
+        return [cost.independentTerms(g) for cost, g in zip(self.costs, grad)]
+
     def checkTargets(self):
         for cost in self.costs:
             cost.checkTargets()

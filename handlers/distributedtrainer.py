@@ -18,10 +18,11 @@ class DistributedTrainer(Sharded, Trainer):
     then runs identically everywhere, so the weights stay identical without being sent again.
 
     The step is the one a single process would take on the union of the processes' batches: each
-    process weights its batch-mean gradient by its share of the step's samples before the sum. At each
-    macrobatch the processes exchange their macrobatch sizes (one small collective); a process with
-    fewer batches in it, or with no macrobatch left, joins the remaining steps with a zero gradient, so
-    shards of unequal size still see every sample exactly once and the collectives stay matched.
+    process weights its batch-mean gradient by its share of the step's samples before the sum (not with
+    differential privacy: see below). At each macrobatch the processes exchange their macrobatch sizes
+    (one small collective); a process with fewer batches in it, or with no macrobatch left, joins the
+    remaining steps with a zero gradient, so shards of unequal size still see every sample exactly once
+    and the collectives stay matched.
 
     At construction rank 0's parameters and statistics are broadcast, so every process starts
     identical. The training error and accuracy are summed over the processes at the end of each call.
@@ -43,20 +44,38 @@ class DistributedTrainer(Sharded, Trainer):
     reduceDtype); with float16 the processes also agree on whether the step is finite (one more
     all-reduce of one number per step), so an overflow in any process skips the step everywhere.
 
+    Differential privacy (an optimizer that is or wraps a privacy.DifferentialPrivacy), DP-SGD over the job:
+    each process's backward gives the plain sum of its batch's clipped per-sample gradients (no share
+    weighting: it would need the drawn sizes, and one sample must move the sum by at most clipNorm); rank 0
+    alone adds the Gaussian noise, in every step (on a zero gradient in one it has no batch in); every process
+    divides by the step's expected batch size over the job (``stepExpected``; the wrapper's expectedBatchSize,
+    when given, is that global one); then the gradients are summed. The step is the one a single process
+    would take on the union of the batches with that divisor, the noise drawn once; no host synchronisation
+    is added.
+
+    poisson (DifferentialPrivacy only): each process Poisson-samples its own macrobatches (see Handler) at
+    one rate for the whole job, ``sampleRate`` = batchsize over the largest macrobatch of any process, so the
+    union of a step's batches holds every sample of the step's macrobatches independently at that rate: an
+    accountant given sampleRate and the steps bounds the privacy loss as Handler says for one process (a
+    sample takes part in its own macrobatch's steps only, so counting all of the job's steps is conservative;
+    smaller shards or macrobatches give smaller batches on average, at the same rate). The processes must
+    draw from different random streams (Fit seeds each rank apart; otherwise setSeed differently per rank).
+
     Not with GradientAccumulation (it already steps on a group's mean; use a larger world instead) nor
     onNonFinite="skip" (a batch skipped in one process would unmatch the collectives): a NaN stops the
     job. ``train`` (device-resident data) takes the given arrays as this process's part.
     """
 
     def __init__(self, mod, cost, optimizer, comm, onBatchFinish=None, batchsize=128, checkFinite=True,
-                 syncBatchNorm=False, reduceDtype=None, precision=None):
+                 syncBatchNorm=False, reduceDtype=None, precision=None, poisson=False):
         if isinstance(optimizer, GradientAccumulation):
             raise ValueError("DistributedTrainer: GradientAccumulation is not supported; the processes "
                              "already add up their batches in every step")
-        if privacyOf(optimizer) is not None:
-            raise ValueError("DistributedTrainer: DifferentialPrivacy is not supported yet: every process would add "
-                             "its own noise to the step")
-        super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite, precision=precision)
+        if poisson and privacyOf(optimizer) is None:
+            raise ValueError("DistributedTrainer: poisson=True needs a DifferentialPrivacy optimizer (weighting "
+                             "the processes' mean gradients would need their drawn batch sizes)")
+        super().__init__(mod, cost, optimizer, onBatchFinish, batchsize, checkFinite, precision=precision,
+                         poisson=poisson)
         reduced = {str(grad.dtype) for grad in optimizer.gradArrays()}
         if reduceDtype is not None and reduced != {"float32"}:
             raise DtypeError(f"DistributedTrainer: reduceDtype={reduceDtype!r} needs a float32 model, got "
@@ -117,6 +136,16 @@ class DistributedTrainer(Sharded, Trainer):
         """The samples of all processes in the step whose batches start at sample first of the round."""
         return sum(min(max(n - first, 0), self.batchsize) for n in self.roundSizes)
 
+    def stepExpected(self, first):
+        """The step's expected batch size over the job (DP-SGD's divisor): batchsize for each process with a
+        batch in it under Poisson sampling, else the batches' sizes; from the round's sizes, never the draw."""
+        return self.batchsize * sum(n > first for n in self.roundSizes) if self.poisson else self.stepTotal(first)
+
+    def beginCall(self, spans):
+        super().beginCall(spans)
+        if self.poisson:  # one rate for the whole job (collective): the lowest, that of the largest macrobatch
+            self.sampleRate = min(self.comm.allgather(self.sampleRate))
+
     def handleBatch(self, batch, idx, state):
         with self.sharing(state["size"], self.stepTotal(state["start"])):
             super().handleBatch(batch, idx, state)
@@ -148,10 +177,23 @@ class DistributedTrainer(Sharded, Trainer):
                 out = self.mod(self.idleSample)
                 grad = [xp.zeros_like(o) for o in out] if isinstance(out, list) else xp.zeros_like(out)
                 self.mod.backward(grad, updGrad=False)
-        self.reduceAndStep(0.0)
+        if self.privacy is None:
+            self.reduceAndStep(0.0)
+        else:
+            self.optimizer.zeroGradParams()
+            self.privateStep(first)
 
     def step(self):
-        self.reduceAndStep(self.share.samples / self.share.total)
+        if self.privacy is None:
+            self.reduceAndStep(self.share.samples / self.share.total)
+        else:
+            self.privateStep(self.state["start"])
+
+    def privateStep(self, first):
+        """A DP-SGD step (see the class docstring): noise from rank 0 alone, the step's expected batch size over
+        the job as the divisor, then the plain sum over the processes."""
+        self.privacy.expectBatch(self.stepExpected(first), noisy=self.comm.rank == 0)
+        self.reduceAndStep(1.0)
 
     def reduceAndStep(self, share):
         """Scale this process's gradients by its share of the step's samples, sum them over the

@@ -18,7 +18,6 @@ from ..engine.backend import isCuda, isDeviceArray, toHost
 from ..engine.communicator import abortOnError
 from ..engine.errors import ModelFileError
 from ..engine.random import hostRng
-from ..optimizers.gradientaccumulation import GradientAccumulation
 from ..privacy.accountant import RdpAccountant, checkedDelta
 from ..privacy.differentialprivacy import privacyOf
 from .calculator import Calculator
@@ -72,9 +71,12 @@ class Fit:
     Differential privacy: with an optimizer that is or wraps a privacy.DifferentialPrivacy, Fit trains with
     Poisson sampling (Trainer poisson=True), keeps an RdpAccountant stepped once per optimizer step at the
     Trainer's sampleRate and the wrapper's noiseMultiplier, and logs ``epsilon`` at privacyDelta (unused
-    otherwise) after each epoch; checkpoints keep the accountant. Refused with comm (data-parallel) and
-    with GradientAccumulation: a logical step of several Poisson batches is not the sampled Gaussian
-    mechanism at rate sampleRate that the accountant bounds.
+    otherwise) after each epoch; checkpoints keep the accountant. With GradientAccumulation(DifferentialPrivacy(
+    ...), k) each optimizer step is one Poisson logical batch at rate k * batchsize / macroBatchSize, cut into k
+    batches (see Handler), so the accountant steps once per logical step at that rate; no group straddles two
+    macrobatches, so checkpoints between macrobatches hold none pending and the flush at the epoch's end applies
+    nothing. With comm, every process Poisson-samples its own shard at the job's one rate and rank 0 alone adds
+    the noise (see DistributedTrainer): the accountant steps at the job's sampleRate, identically everywhere.
 
     ``history`` maps each figure to its per-epoch list: epoch, loss and the training cost's other
     metrics (accuracy, ...), val_loss and val_* with validation data, learnRate, time (seconds). Only
@@ -87,7 +89,6 @@ class Fit:
         self.comm = comm if comm is not None and comm.size > 1 else None
         self.privacy = privacyOf(optimizer)
         if self.privacy is not None:
-            checkPrivateFit(optimizer, self.comm)
             self.privacyDelta = checkedDelta(privacyDelta)
         self.accountant = None if self.privacy is None else RdpAccountant()
         self.accountedSteps = 0  # the optimizer steps the accountant holds
@@ -103,7 +104,8 @@ class Fit:
         else:
             self.trainer = DistributedTrainer(mod, cost, optimizer, self.comm, onBatchFinish=self.batchFinished,
                                               batchsize=batchsize, syncBatchNorm=syncBatchNorm,
-                                              reduceDtype=reduceDtype, precision=precision)
+                                              reduceDtype=reduceDtype, precision=precision,
+                                              poisson=self.privacy is not None)
             self.validator = DistributedValidator(mod, valCost, self.comm, batchsize=batchsize, metrics=metrics)
         seed = int(hostRng().integers(2 ** 31)) if seed is None else int(seed)
         self.seed = seed if self.comm is None else self.comm.allgather(seed)[0]
@@ -343,20 +345,6 @@ class Fit:
             self.resumedAccumulator = mapAccumulator(self.resumedAccumulator, lambda value: 0 if isinstance(value, int)
                                                      else numpy.zeros_like(value))
         self.history = {key: list(values) for key, values in state["history"].items()}
-
-
-def checkPrivateFit(optimizer, comm):
-    """A ValueError unless Fit can account the DifferentialPrivacy optimizer is or wraps: on one process and
-    without GradientAccumulation."""
-    if comm is not None:
-        raise ValueError("Fit: differential privacy with comm (data-parallel training) is not supported; train on "
-                         "one process")
-    while optimizer is not None:
-        if isinstance(optimizer, GradientAccumulation):
-            raise ValueError("Fit: differential privacy with GradientAccumulation is not supported (its privacy "
-                             "is not accounted: a step of several Poisson batches is not sampled at one rate); "
-                             "use a larger batchsize instead")
-        optimizer = getattr(optimizer, "optimizer", None)
 
 
 def validationCost(cost):

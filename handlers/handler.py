@@ -49,6 +49,13 @@ class Handler:
     takes part only in its own macrobatch's steps; counting the others is conservative). Shuffled fixed-size
     batches (the default) are not covered by that subsampling analysis: with them only the per-step Gaussian
     mechanism, with no amplification, is guaranteed.
+
+    batchesPerStep: the batches that make one optimizer step (a Trainer sets it from its GradientAccumulation;
+    1 otherwise). With poisson and k = batchesPerStep > 1, one logical batch is drawn per step, at
+    ``sampleRate`` = k * batchsize / macroBatchSize, and cut into k consecutive pieces as even as possible, the
+    physical batches (as Opacus's BatchMemoryManager does): each sample takes part at most once per step, and a
+    macrobatch of m samples gives k * ceil(m / (k * batchsize)) batches, so no step straddles two macrobatches.
+    Without poisson it changes nothing.
     """
 
     def __init__(self, mod, onBatchFinish=None, batchsize=128, checkFinite=True, poisson=False):
@@ -57,7 +64,8 @@ class Handler:
         self.batchsize = checkPositiveInt(batchsize, "batchsize")
         self.checkFinite = bool(checkFinite)
         self.poisson = bool(poisson)
-        self.sampleRate = None  # of the last call's Poisson sampling
+        self.sampleRate = None  # of the last call's Poisson sampling: per logical batch
+        self.batchesPerStep = 1
         self.currBatch = self.totalBatches = self.totalSamples = 0
         self.currMacroBatch = self.totalMacroBatches = 0
         self.state = {}
@@ -138,11 +146,14 @@ class Handler:
         self.totalBatches = sum(self.batchCount(start, stop) for start, stop in spans)
         self.totalSamples = sum(stop - start for start, stop in spans)
         largest = max(stop - start for start, stop in spans)
-        self.sampleRate = min(1.0, self.batchsize / largest) if self.poisson else None
+        self.sampleRate = min(1.0, self.batchesPerStep * self.batchsize / largest) if self.poisson else None
         self.currBatch = self.currMacroBatch = 0
 
     def batchCount(self, start, stop):
-        return -(-(stop - start) // self.batchsize)
+        """The batches of the macrobatch of samples start..stop-1: ceil(m / batchsize), or with poisson whole
+        steps of batchesPerStep batches (see the class docstring)."""
+        perStep = self.batchesPerStep if self.poisson else 1
+        return perStep * -(-(stop - start) // (perStep * self.batchsize))
 
     def handleMacroBatch(self, index, offset, data, target=None, random=True):
         """Cut one device-resident macrobatch into batches, shuffled on the device when random (the
@@ -171,11 +182,17 @@ class Handler:
     def batchIndices(self, size, random):
         """(start, stop, idx) for each batch of a macrobatch of size samples: the batch is samples start..stop-1
         (idx None), or those of the device index array idx (stop - start of them). With poisson, the Poisson
-        batches (see the class docstring; random is then ignored: the sampling is random by nature)."""
+        batches, batchesPerStep consecutive pieces of each logical batch (see the class docstring; random is then
+        ignored: the sampling is random by nature)."""
         if self.poisson:
-            sizes = hostRng().binomial(size, self.sampleRate, self.batchCount(0, size))
-            for k, n in enumerate(sizes.tolist()):
-                yield k * self.batchsize, k * self.batchsize + n, permutation(size)[:n]
+            perStep = self.batchesPerStep
+            sizes = hostRng().binomial(size, self.sampleRate, self.batchCount(0, size) // perStep)
+            for step, n in enumerate(sizes.tolist()):
+                members = permutation(size)[:n]
+                cuts = [n * j // perStep for j in range(perStep + 1)]
+                for j in range(perStep):
+                    start = (step * perStep + j) * self.batchsize
+                    yield start, start + cuts[j + 1] - cuts[j], members[cuts[j]:cuts[j + 1]]
             return
         perm = permutation(size) if random else None
         for start in range(0, size, self.batchsize):

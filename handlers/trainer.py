@@ -50,7 +50,11 @@ class Trainer(Handler):
     gives the sum of clipped per-sample gradients; every call first checks that the model allows per-sample
     gradients. poisson: Poisson sampling of the batches (see Handler), which the privacy accounting assumes;
     an empty batch still steps, on zero gradients (with DP: noise alone), so the number of steps does not
-    depend on the draw.
+    depend on the draw. With a GradientAccumulation of k batches, Poisson sampling draws one logical batch per
+    optimizer step and cuts it into k batches (Handler's batchesPerStep, set from it): each group of k is one
+    logical batch at the logical rate, whose clipped sum is divided by k * batchsize, its expected size (the
+    DifferentialPrivacy divides by batchsize, the group's mean by k). So a call never leaves a group pending; one
+    that finds one pending (left by an unsampled call or an error) is refused before it starts.
     """
 
     def __init__(self, mod, cost, optimizer, onBatchFinish=None, batchsize=128, checkFinite=True, onNonFinite="raise",
@@ -69,6 +73,8 @@ class Trainer(Handler):
                              "gradients are already in the group's sum")
         self.cost, self.optimizer = cost, optimizer
         self.privacy = privacyOf(optimizer)
+        if isinstance(optimizer, GradientAccumulation):
+            self.batchesPerStep = optimizer.batches
         self.onNonFinite = onNonFinite
         self.skippedBatches = 0
         self.batchSkipped = False
@@ -88,6 +94,10 @@ class Trainer(Handler):
     advice = "Try a lower learning rate or gradient clipping"
 
     def begin(self):
+        if self.poisson and self.batchesPerStep > 1 and self.optimizer.pending:
+            raise ValueError(f"Trainer: Poisson sampling steps on whole logical batches of {self.batchesPerStep} "
+                             f"batches, but the GradientAccumulation holds {self.optimizer.pending} pending batch(es) "
+                             "of an earlier call; apply them with its flush() first")
         self.gradsFinite = xp.ones((), dtype=bool)  # all gradients finite since the last check (GPU only)
         self.cost.resetAccumulator()
         self.mod.trainMode()

@@ -14,7 +14,9 @@ class GradientAccumulation(OptimizerWrapper):
     Costs return the gradient of the batch's MEAN loss, so with equal batch sizes a group of k batches
     of n samples gives the step of one batch of k * n samples (up to rounding, for models without
     batch statistics). A last group cut short by the end of the data is pending until ``flush()``
-    (call it after each epoch), which steps from the mean over the batches it holds.
+    (call it after each epoch), which steps from the mean over the batches it holds. Under a Trainer's Poisson
+    sampling (DP-SGD) each group is one logical batch cut into ``batches`` pieces (Handler batchesPerStep), so
+    no group is ever cut short.
 
     The wrapper stands where the optimizer would: ``GradientAccumulation(Adam(1e-3), 4).setupOn(net)``,
     then pass it to the Trainer. ``learnRate``, ``steps`` (updates applied), ``addHook`` and

@@ -32,6 +32,10 @@ class DifferentialPrivacy(OptimizerWrapper):
     the clipped sums of the k batches add up, the noise is added once per logical step, and the group's mean
     of k divided sums is the sum over the logical batch divided by k times the expected batch size.
     Mixed precision and BatchNorm in train mode (samples mixed: per-sample gradients undefined) are refused.
+
+    In a data-parallel job (DistributedTrainer) the noise is added once per step in the whole job, by rank 0
+    alone (``expectBatch``'s noisy), and the divisor is the step's expected batch size over all processes, so
+    that expectedBatchSize, when given, is the global one.
     """
 
     def __init__(self, optimizer, clipNorm, noiseMultiplier, expectedBatchSize=None, ghost=True):
@@ -43,9 +47,13 @@ class DifferentialPrivacy(OptimizerWrapper):
         self.noiseMultiplier = self.checkHyper("noiseMultiplier", noiseMultiplier)
         self.expectedBatchSize = None if expectedBatchSize is None else checkPositiveInt(
             expectedBatchSize, "DifferentialPrivacy: expectedBatchSize")
+        if optimizer.precision != "float32":
+            raise ValueError(f"DifferentialPrivacy: the optimizer is set up in precision={optimizer.precision!r}; "
+                             "mixed precision is not supported, set it up in float32")
         super().__init__(optimizer)
         self.ghost = bool(ghost)
         self.divisor = None  # expectBatch's
+        self.noisy = True  # expectBatch's
 
     checkHyper = checkHyper
 
@@ -61,17 +69,19 @@ class DifferentialPrivacy(OptimizerWrapper):
         cost allow per-sample gradients; a Trainer asks it as each call begins."""
         checkPerSample(net, cost)
 
-    def expectBatch(self, batchSize):
+    def expectBatch(self, batchSize, noisy=True):
         """The divisor of the coming step when expectedBatchSize is None (the Trainer's, per batch: see the
-        class docstring)."""
-        self.divisor = batchSize
+        class docstring), and whether this process adds the coming step's noise (False in every process of a
+        data-parallel job but one; it holds for that step only, so the noise is never left out by mistake)."""
+        self.divisor, self.noisy = batchSize, bool(noisy)
 
     def clippedOutputGrad(self, net, cost, pred, target):
         """(error, grad) of a training batch whose forward gave pred: the error accumulated by cost as in
         training, and the per-sample output gradient with row i scaled by min(1, clipNorm / norm_i), so that
-        backward gives the sum of the clipped per-sample gradients."""
+        backward gives the sum of the clipped per-sample gradients. The terms are the cost's independent ones
+        (Cost.sampleGrad): no sample's clipped gradient depends on another's labels, as the sensitivity needs."""
         self.check(net, cost)
-        error, grad = cost.sampleGrad(pred, target)
+        error, grad = cost.sampleGrad(pred, target, independent=True)
         if self.ghost:
             norms = sampleGradNorms(net, grad)
         else:
@@ -81,11 +91,13 @@ class DifferentialPrivacy(OptimizerWrapper):
         return error, scaled if isinstance(grad, (list, tuple)) else scaled[0]
 
     def prepareGrads(self):
-        """The wrapped optimizer's prepareGrads, then the noise added to every parameter gradient and the sum
-        divided by the expected batch size (an empty Poisson batch too: noise alone)."""
+        """The wrapped optimizer's prepareGrads, then the noise added to every parameter gradient (unless
+        expectBatch said another process adds it) and the sum divided by the expected batch size (an empty
+        Poisson batch too: noise alone)."""
         finite = self.optimizer.prepareGrads()
         scale = 1.0 / (self.expectedBatchSize or self.divisor or 1)
-        std = self.noiseMultiplier * self.clipNorm
+        std = self.noiseMultiplier * self.clipNorm if self.noisy else 0.0
+        self.noisy = True
         for _, _, _, grad in self.optimizer.bindings:
             if std:
                 grad += normal(grad.shape, grad.dtype) * std

@@ -2,6 +2,8 @@
 the noise, a resumed private run continuing epsilon exactly, and the refusals before any data is read."""
 import math
 
+import pytest
+
 from macrobatch.privacy.accountant import epsilon, noiseMultiplierFor
 
 # 600 training samples in macrobatches of 300, batches of 50: 12 Poisson steps per epoch at rate 50 / 300
@@ -60,10 +62,25 @@ def test_refusals_before_any_data_is_read(cli):
     cases = [(["--dp-clip", "1", "--dp-noise", "1"], "the cnn model has BatchNorm"),
              (["--model", "mlp", "--dp-noise", "1"], "need --dp-clip C"),
              (["--model", "mlp", "--dp-clip", "1"], "--dp-noise SIGMA"),
-             (["--model", "mlp", "--dp-clip", "1", "--dp-noise", "1", "--accumulate", "2"], "--accumulate"),
              (["--model", "mlp", "--dp-clip", "1", "--dp-epsilon", "2", "--macrobatch", "auto"], "not auto")]
     for options, message in cases:
         run = cli("train", "--data", "missing.h5", *options)
         assert run.returncode == 1 and message in run.stderr and "missing.h5" not in run.stderr, (options, run.stderr)
     both = cli("train", "--model", "mlp", "--dp-clip", "1", "--dp-noise", "1", "--dp-epsilon", "2")
     assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_dp_epsilon_is_refused_in_a_data_parallel_job():
+    """Under mpiexec the rate and steps depend on the shards: --dp-epsilon is refused there, --dp-noise is not."""
+    import argparse
+
+    from macrobatch.cli.train import checkPrivacy
+    from macrobatch.engine.errors import MacrobatchError
+
+    class TwoProcesses:
+        size, rank = 2, 0
+    args = argparse.Namespace(dp_clip=1.0, dp_noise=None, dp_epsilon=3.0, model="mlp", macrobatch=1000)
+    checkPrivacy(args)
+    with pytest.raises(MacrobatchError, match="data-parallel job"):
+        checkPrivacy(args, TwoProcesses())
+    checkPrivacy(argparse.Namespace(**{**vars(args), "dp_noise": 1.0, "dp_epsilon": None}), TwoProcesses())

@@ -10,7 +10,6 @@ from macrobatch.handlers.distributedtrainer import DistributedTrainer, StepShare
 from macrobatch.handlers.fit import Fit
 from macrobatch.modules import BatchNorm1D, BatchNorm2D, Linear, Sequential
 from macrobatch.optimizers import SGD, GradientAccumulation
-from macrobatch.privacy.differentialprivacy import DifferentialPrivacy
 
 
 class Mirror:
@@ -72,8 +71,6 @@ def test_what_a_job_cannot_do_is_refused_at_construction():
     mod, optimizer = net()
     with pytest.raises(ValueError, match="GradientAccumulation is not supported"):
         DistributedTrainer(mod, CrossEntropy(), GradientAccumulation(optimizer, 2), Mirror())
-    with pytest.raises(ValueError, match="DifferentialPrivacy is not supported yet"):
-        DistributedTrainer(mod, CrossEntropy(), DifferentialPrivacy(optimizer, 1.0, 1.0), Mirror())
     with pytest.raises(ValueError, match="kind must be one of"):
         DistributedTrainer(mod, CrossEntropy(), optimizer, Mirror(), reduceDtype="int8")
     mod64 = Sequential(Linear(4, 3)).cast(np.float64)

@@ -1,5 +1,6 @@
 """Fit with a DifferentialPrivacy optimizer: epsilon in the history against an accountant of its own for the
-steps taken, a checkpoint resumed mid-run continuing epsilon exactly, Poisson sampling on, refusals."""
+steps taken, a checkpoint resumed mid-run continuing epsilon exactly, Poisson sampling on, refusals (with
+gradient accumulation: tests/privacy/test_dp_accumulation.py)."""
 import numpy as np
 import pytest
 
@@ -9,7 +10,7 @@ from macrobatch.engine.backend import toDevice
 from macrobatch.engine.errors import ModelFileError
 from macrobatch.handlers.fit import Fit, resident
 from macrobatch.modules import Activation, Linear, Sequential
-from macrobatch.optimizers import SGD, GradientAccumulation
+from macrobatch.optimizers import SGD
 from macrobatch.privacy.accountant import epsilon
 from macrobatch.privacy.differentialprivacy import DifferentialPrivacy
 
@@ -108,15 +109,7 @@ def test_a_plain_fit_logs_no_epsilon():
     assert "epsilon" not in fit.run(x, y, 1) and not fit.trainer.poisson
 
 
-def test_accumulation_and_data_parallel_are_refused():
+def test_a_bad_delta_is_refused():
     net = Sequential(Linear(6, 3))
-    accumulated = GradientAccumulation(DifferentialPrivacy(SGD(), 1.0, 1.0), 2).setupOn(net)
-    with pytest.raises(ValueError, match="GradientAccumulation is not supported"):
-        Fit(net, CrossEntropy(), accumulated)
-
-    class TwoProcesses:
-        size, rank = 2, 0
-    with pytest.raises(ValueError, match="data-parallel"):
-        Fit(net, CrossEntropy(), DifferentialPrivacy(SGD(), 1.0, 1.0).setupOn(net), comm=TwoProcesses())
     with pytest.raises(ValueError, match="delta"):
         Fit(net, CrossEntropy(), DifferentialPrivacy(SGD(), 1.0, 1.0).setupOn(net), privacyDelta=1.0)
