@@ -1,15 +1,17 @@
 """Benchmark macrobatch against PyTorch, the same work in one process: ``python bench/bench.py``.
 
-For each model (MLP 784-1024-1024-10, LeNet-28, CNN-BN-32; fp32, batch 128) it checks that both
+For each model (MLP 784-1024-1024-10, LeNet-28, CNN-BN-32; fp32, batch 128, and LeNet and CNN-BN again at
+batch 32, where per-batch overhead shows) it checks that both
 frameworks, started from the same weights, give the same losses (eval, and two training steps), then times
 training (forward, cross-entropy, backward, Adam) and inference in interleaved blocks and reports
 samples/s and the ratio macrobatch / PyTorch. It also measures the peak RSS of each framework in a
-child process, the sgemm roof of the machine and the fraction of it the MLP step reaches, and
+child process (batch 128), the sgemm roof of the machine and the fraction of it the MLP step reaches, and
 ``trainFromHost`` on an HDF5 file against ``train`` on resident data. With the CuPy backend the
 comparison is against PyTorch CUDA (TF32 off on both), plus the macrobatch upload rate against a
 pinned-memory copy.
 
-Results are printed and written to bench/results/latest.json and latest.md (the table for the README).
+Results are printed and written to bench/results/latest.json and latest.md (the table for the README), with
+the CPU model and its vector extensions (AVX2, AVX-512, VNNI, AMX flags), which decide the GEMM kernels.
 
 ``--mixed`` runs the mixed-precision rows instead (mixedprecision.py): the activation memory of one
 training step in float32, float16 and bfloat16 (measured: tracemalloc on NumPy, the memory pool on CuPy),
@@ -23,6 +25,7 @@ Options:
                        1024 sgemm): well under a minute, numbers only indicative
   --models M[,M...]    models to run, from mlp, lenet, cnnbn (default: all three; with --mixed on the
                        CPU: mlp, as a float16 step of the others takes 15 s to a minute there)
+  --no-small-batch     skip the batch-32 rows of the models among lenet, cnnbn
   --mixed              the mixed-precision rows only (memory and speed, float32 against 16-bit)
   --repeats N          timed blocks per framework and model (default 7; --quick: 3)
   --block-seconds S    minimum length of a timed block; steps per block are calibrated (default 1.0)
@@ -58,6 +61,9 @@ from models import mlpStepFlops, specs
 from streaming import streamingRatios, uploadRates
 from workloads import OursWorkload, TorchWorkload, batchsize, crossEntropy, hostData, peakMemory
 
+smallBatch = 32
+smallBatchModels = ("lenet", "cnnbn")
+
 parityTolerance = 1e-4
 calibrationSteps = 3
 memorySteps = 3
@@ -70,6 +76,7 @@ def parseArgs(argv):
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--models", help=f"comma-separated, from {', '.join(specs)}")
     parser.add_argument("--mixed", action="store_true", help="the mixed-precision rows only")
+    parser.add_argument("--no-small-batch", action="store_true", help=f"skip the batch-{smallBatch} rows")
     parser.add_argument("--repeats", type=int, help="timed blocks per framework (default 7, quick 3)")
     parser.add_argument("--block-seconds", type=float, help="minimum seconds per timed block (default 1.0)")
     parser.add_argument("--stream-samples", type=int, help="samples in the stream file (default 200000)")
@@ -120,7 +127,8 @@ def setUpTorch():
 
 def machineInfo(torch, device):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    info = {"cpu": measure.cpuModel(), "cores": os.cpu_count(), "platform": platform.platform(),
+    info = {"cpu": measure.cpuModel(), "vectorExtensions": measure.cpuVectorExtensions(),
+            "cores": os.cpu_count(), "platform": platform.platform(),
             "backend": backend.name, "torchDevice": device, "torchThreads": torch.get_num_threads(),
             "numpyBlas": measure.numpyBlas(), "threadEnv": measure.threadEnv(), "commit": measure.gitCommit(repo),
             "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
@@ -132,13 +140,13 @@ def machineInfo(torch, device):
     return info
 
 
-def checkParity(spec, ours, theirs, seed):
+def checkParity(spec, ours, theirs, seed, batch):
     """From the same weights on the same batch both frameworks must give the same losses: in eval mode,
     in the first training step, and in a second step on the batch (after one Adam update). The eval loss
     is taken before any update: after one, parameters whose gradient is rounding noise (a convolution's
     bias ahead of BatchNorm) move by +-learnRate in either framework, and eval mode, normalising with
     running statistics, no longer cancels that."""
-    xh, yh = hostData(spec, batchsize, seed)
+    xh, yh = hostData(spec, batch, seed)
     losses = {}
     for workload in (ours, theirs):
         x, y = workload.makeData(xh, yh)
@@ -163,26 +171,27 @@ def stepsPerBlock(workloads, method, data, blockSeconds):
     return max(2, min(maxStepsPerBlock, math.ceil(blockSeconds / perStep)))
 
 
-def benchModel(key, args, device, extra):
-    """Parity check, then interleaved timing of training and inference. extra: more contenders
-    (name -> (work, sync)) interleaved with the training blocks; returns (result, their block seconds)."""
+def benchModel(key, args, device, extra, batch=batchsize):
+    """Parity check, then interleaved timing of training and inference in batches of batch samples. extra:
+    more contenders (name -> (work, sync)) interleaved with the training blocks; returns (result, their
+    block seconds)."""
     spec = specs[key]
-    log(f"{spec.title}: parity check")
-    ours = OursWorkload(spec, args.seed)
-    theirs = TorchWorkload(spec, args.seed, device, weightsFrom=ours.net)
-    result = {"title": spec.title, "parity": checkParity(spec, ours, theirs, args.seed)}
+    log(f"{spec.title}, batch {batch}: parity check")
+    ours = OursWorkload(spec, args.seed, batch=batch)
+    theirs = TorchWorkload(spec, args.seed, device, weightsFrom=ours.net, batch=batch)
+    result = {"title": spec.title, "batchsize": batch, "parity": checkParity(spec, ours, theirs, args.seed, batch)}
     workloads = (ours, theirs)
 
-    xh, yh = hostData(spec, calibrationSteps * batchsize, args.seed + 1)
+    xh, yh = hostData(spec, calibrationSteps * batch, args.seed + 1)
     calib = {w.name: w.makeData(xh, yh) for w in workloads}
     steps = {"train": stepsPerBlock(workloads, "train", calib, args.block_seconds),
              "infer": stepsPerBlock(workloads, "infer", {k: v[:1] for k, v in calib.items()}, args.block_seconds)}
     del calib
-    xh, yh = hostData(spec, max(steps.values()) * batchsize, args.seed + 2)
+    xh, yh = hostData(spec, max(steps.values()) * batch, args.seed + 2)
     data = {w.name: w.makeData(xh, yh) for w in workloads}
     extraTimes = {}
     for method in ("train", "infer"):
-        n = steps[method] * batchsize
+        n = steps[method] * batch
         blocks = {}
         for w in workloads:
             x, y = (a[:n] for a in data[w.name])
@@ -273,7 +282,8 @@ def main(argv=None):
     torch, device = setUpTorch()
     torch.manual_seed(args.seed)
     machine = machineInfo(torch, device)
-    log(f"{machine['cpu']} ({machine['cores']} cores), backend {machine['backend']}, torch on {device} with "
+    vector = ", ".join(machine["vectorExtensions"] or ["vector extensions unknown"])
+    log(f"{machine['cpu']} ({machine['cores']} cores; {vector}), backend {machine['backend']}, torch on {device} with "
         f"{machine['torchThreads']} threads, NumPy BLAS {machine['numpyBlas']}")
     if args.mixed:
         results = {"machine": machine, **mixedPrecision(args, torch, device, log)}
@@ -291,6 +301,8 @@ def main(argv=None):
         # the roof is timed between the MLP's training blocks, so that the fraction compares like with like
         results["models"][key], times = benchModel(key, args, device, gemm if key == "mlp" else {})
         gemmTimes = gemmTimes or times
+    for key in [] if args.no_small_batch else [m for m in args.models if m in smallBatchModels]:
+        results["models"][f"{key}@{smallBatch}"], _ = benchModel(key, args, device, {}, smallBatch)
     if not gemmTimes:
         gemmTimes = measure.interleaved(gemm, args.repeats)
     results["roof"] = roof(gemmTimes, args.gemmSize, results["models"].get("mlp"))

@@ -126,15 +126,36 @@ def inChild(fn, *args):
 
 # --- the machine ----------------------------------------------------------------------------------
 
-def cpuModel():
+def _cpuinfoField(name):
+    """The value of the first /proc/cpuinfo line for field name, or None (no such file or field)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == name:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpuModel():
+    return _cpuinfoField("model name") or platform.processor() or platform.machine()
+
+
+#: the vector extensions the report names, where the CPU has them (x86 flags as Linux spells them; ARM's features)
+vectorFlags = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+               "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
+
+
+def cpuVectorExtensions():
+    """The vector extensions of vectorFlags the CPU reports (/proc/cpuinfo's flags, or features on ARM), in
+    that order: they decide which GEMM kernels the BLAS and PyTorch pick, so ratios differ between machines
+    with the same core count. None where /proc/cpuinfo is not readable."""
+    flags = _cpuinfoField("flags") or _cpuinfoField("Features")
+    if flags is None:
+        return None
+    present = set(flags.split())
+    return [flag for flag in vectorFlags if flag in present]
 
 
 def numpyBlas():

@@ -18,6 +18,8 @@ def _machineLine(m):
     v = m["versions"]
     return (f"{m['cpu']}, {m['cores']} cores; macrobatch backend `{m['backend']}`"
             + (f" on {m['gpu']}" if m.get("gpu") else "")
+            + (f"; vector extensions {', '.join(m['vectorExtensions']) or 'none of AVX/AVX-512/AMX'}"
+               if m.get("vectorExtensions") is not None else "")
             + f"; Python {v['python']}, NumPy {v['numpy']} ({m['numpyBlas']}), torch {v['torch']} "
             f"({m['torchThreads']} threads), h5py {v['h5py']}, macrobatch {v['macrobatch']}"
             + (f" (commit {m['commit']})" if m.get("commit") else "") + ".")
@@ -28,17 +30,17 @@ def markdown(results):
     m, s = results["machine"], results["settings"]
     them = f"PyTorch {m['torchDevice'].upper()}"
     lines = [
-        f"### macrobatch vs {them}: fp32, batch {s['batchsize']}, Adam",
+        f"### macrobatch vs {them}: fp32, Adam",
         "",
         _machineLine(m),
         "",
-        "| model | train samples/s: macrobatch | torch | ratio | infer samples/s: macrobatch | torch | ratio "
+        "| model | batch | train samples/s: macrobatch | torch | ratio | infer samples/s: macrobatch | torch | ratio "
         "| peak RSS growth, MiB, train: macrobatch / torch | infer: macrobatch / torch |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     memory = results.get("memory", {})
     for key, r in results["models"].items():
-        cells = [r["title"]]
+        cells = [r["title"], str(r.get("batchsize", s["batchsize"]))]
         for phase in (r["train"], r["infer"]):
             cells += [_rate(phase["macrobatch"]["samplesPerSec"]), _rate(phase["torch"]["samplesPerSec"]),
                       f"**{phase['ratio']:.2f}**"]
@@ -55,9 +57,9 @@ def markdown(results):
         f"steps on one batch agree within {s['parityTolerance']:g} relative.",
     ]
     if memory:
-        lines.append("Memory is the peak resident set size (RSS, host memory) of a fresh process over its "
-                     f"baseline after imports and data: building the network and inference on {s['memorySteps']} "
-                     f"batches, then Adam and {s['memorySteps']} training steps (peak so far).")
+        lines.append(f"Memory (batch {s['batchsize']}) is the peak resident set size (RSS, host memory) of a fresh "
+                     f"process over its baseline after imports and data: building the network and inference on "
+                     f"{s['memorySteps']} batches, then Adam and {s['memorySteps']} training steps (peak so far).")
         if any("trainDeviceBytes" in fw for per in memory.values() for fw in per.values()):
             lines.append("Device memory (peak reserved by the caching allocator, training), MiB: " + "; ".join(
                 f"{results['models'][k]['title'] if k in results['models'] else k} "

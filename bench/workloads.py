@@ -15,7 +15,7 @@ from macrobatch.optimizers import Adam
 
 from models import buildOurs, buildTorch, copyWeights
 
-batchsize = 128
+batchsize = 128  # the default; the small-batch rows pass their own
 learnRate = 1e-3
 classes = 10
 
@@ -29,23 +29,25 @@ def hostData(spec, samples, seed):
 
 class OursWorkload:
     """macrobatch: the network of spec (seeded init), CrossEntropy, Adam on one flat buffer, trained in
-    precision ("float32", or "float16" / "bfloat16" mixed precision: float32 master weights in Adam)."""
+    precision ("float32", or "float16" / "bfloat16" mixed precision: float32 master weights in Adam), in
+    batches of batch samples."""
 
     name = "macrobatch"
 
-    def __init__(self, spec, seed, withOptimizer=True, precision="float32"):
+    def __init__(self, spec, seed, withOptimizer=True, precision="float32", batch=batchsize):
         setSeed(seed)
+        self.batch = batch
         self.net = buildOurs(spec)
         self.cost = CrossEntropy()
         self.optimizer = Adam(learnRate=learnRate)
         self.precision = precision
         if withOptimizer:
             self.setupOptimizer()
-        self.calculator = Calculator(self.net, batchsize=batchsize)
+        self.calculator = Calculator(self.net, batchsize=self.batch)
 
     def setupOptimizer(self):
         self.optimizer.setupOn(self.net, precision=self.precision)
-        self.trainer = Trainer(self.net, self.cost, self.optimizer, batchsize=batchsize)
+        self.trainer = Trainer(self.net, self.cost, self.optimizer, batchsize=self.batch)
 
     def makeData(self, x, y):
         """Device copies of host x and y, x in the dtype the network computes in (16-bit under mixed
@@ -69,12 +71,13 @@ class TorchWorkload:
     """PyTorch: the same network with our initial weights copied in, F.cross_entropy, torch.optim.Adam
     with its defaults (on the CPU that is the single-tensor loop torch picks by default). autocast: None
     (float32), or the torch dtype of automatic mixed precision (torch.autocast over forward and loss,
-    with a GradScaler for float16)."""
+    with a GradScaler for float16), in batches of batch samples."""
 
     name = "torch"
 
-    def __init__(self, spec, seed, device, weightsFrom=None, withOptimizer=True, autocast=None):
+    def __init__(self, spec, seed, device, weightsFrom=None, withOptimizer=True, autocast=None, batch=batchsize):
         import torch
+        self.batch = batch
         torch.manual_seed(seed)
         self.torch, self.device = torch, torch.device(device)
         self.autocast = autocast
@@ -97,8 +100,8 @@ class TorchWorkload:
         functional = self.torch.nn.functional
         self.net.train()
         total = self.torch.zeros((), device=self.device)
-        for start in range(0, x.shape[0], batchsize):
-            xb, yb = x[start:start + batchsize], y[start:start + batchsize]
+        for start in range(0, x.shape[0], self.batch):
+            xb, yb = x[start:start + self.batch], y[start:start + self.batch]
             self.optimizer.zero_grad()
             with self.torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
                 loss = functional.cross_entropy(self.net(xb), yb)
@@ -112,8 +115,8 @@ class TorchWorkload:
         self.net.eval()
         with self.torch.no_grad():
             out = self.torch.empty((x.shape[0], classes), device=self.device)
-            for start in range(0, x.shape[0], batchsize):
-                out[start:start + batchsize] = self.net(x[start:start + batchsize])
+            for start in range(0, x.shape[0], self.batch):
+                out[start:start + self.batch] = self.net(x[start:start + self.batch])
         return out.cpu().numpy()
 
     def sync(self):

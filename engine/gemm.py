@@ -12,7 +12,7 @@ def matmul(a, b, out=None):
     computes in float32 and returns float32). Exact products summed in float32, then one rounding, is what
     cuBLAS does for float16 with CUBLAS_COMPUTE_32F (cupy/_core/_routines_linalg.pyx), so the backends
     round alike."""
-    if isCuda or not isHalf(a.dtype):
+    if isCuda or a.dtype.itemsize != 2 or not isHalf(a.dtype):  # the size first: isHalf costs microseconds
         return xp.matmul(a, b, out=out)
     product = numpy.matmul(a.astype(numpy.float32), b.astype(numpy.float32))
     if out is None:

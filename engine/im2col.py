@@ -65,11 +65,13 @@ def outSize(insize, size, stride, pad, dilation=None):
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(insize, extent(size, dilation), stride, pad))
 
 
-def buffer(ary, shape, dtype):
-    """ary when it already has this shape and dtype (a buffer kept between calls), else a new empty array."""
+def buffer(ary, shape, dtype, zeroed=False):
+    """ary when it already has this shape and dtype (a buffer kept between calls), else a new empty array,
+    or zeros when zeroed (for callers that write the same elements each call and need the others to stay
+    zero: the pads of engine.shiftgrid's layout)."""
     if ary is not None and ary.shape == tuple(shape) and ary.dtype == dtype:
         return ary
-    return xp.empty(shape, dtype=dtype)
+    return (xp.zeros if zeroed else xp.empty)(shape, dtype=dtype)
 
 
 def padImage(data, pad):

@@ -2,6 +2,7 @@
 import numpy
 
 from ..engine.backend import toHost, xp
+from ..modules.module import withoutActivations
 from .handler import Handler
 
 
@@ -43,7 +44,8 @@ class Calculator(Handler):
             host[offset:offset + data.shape[0]] = toHost(device)
 
     def handleBatch(self, batch, idx, state):
-        out = self.mod(batch[0])
+        with withoutActivations():  # inference: each layer's output is freed once the next has used it
+            out = self.mod(batch[0])
         outs = out if isinstance(out, (list, tuple)) else [out]
         if self.deviceOut is None:  # sized by this macrobatch, so a short last one fits
             self.deviceOut = [xp.empty((state["macroBatchSize"],) + o.shape[1:], dtype=o.dtype) for o in outs]

@@ -1,5 +1,6 @@
 """Validator: the cost (and the cost's metrics) of a model over data, in eval mode, without updates."""
 from ..costs.multi import targetCount
+from ..modules.module import withoutActivations
 from .handler import Handler, checkOutputs
 
 
@@ -53,7 +54,8 @@ class Validator(Handler):
 
     def handleBatch(self, batch, idx, state):
         data, target = batch
-        pred = checkOutputs(self.mod(data), target)
+        with withoutActivations():  # no backward follows: keep no layer's input or output
+            pred = checkOutputs(self.mod(data), target)
         self.cost.validate(pred, target)
         for metric in self.metricObjects:
             metric.update(pred, target)

@@ -35,7 +35,7 @@ from .maxpool1d import MaxPool1D
 from .maxpool2d import MaxPool2D
 from .maxpool3d import MaxPool3D
 from .maxpoolnd import MaxPoolND
-from .module import Module, buildFromBlueprint, loadModel, savedInputShape
+from .module import Module, buildFromBlueprint, loadModel, savedInputShape, withoutActivations
 from .mul import Mul
 from .multimodule import MultiModule
 from .node import Node

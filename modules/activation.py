@@ -24,9 +24,9 @@ class ActivationFunctions(NamedTuple):
 
     params names the constructor arguments the activation reads (("alpha",) for elu), passed in that
     order after the arrays, as scalars of the data's dtype. forward(x, out, *params) writes f(x) into
-    out; backward(grad, z, *params) returns the input gradient, where z is the output y when
-    fromOutput (the derivative is a function of y, so the input need not be kept) and the input x
-    otherwise. The CUDA kernels take the same arguments: (x, *params) -> y and (grad, z, *params) -> dx.
+    out; backward(grad, z, *params, out=None) returns the input gradient, written into out when given,
+    where z is the output y when fromOutput (the derivative is a function of y, so the input need not be
+    kept) and the input x otherwise. Both work elementwise, so Activation runs them on parts of the batch on every core. The CUDA kernels take the same arguments: (x, *params) -> y and (grad, z, *params) -> dx.
     """
     forward: Callable
     backward: Callable
@@ -45,12 +45,21 @@ def _entry(name, forward, backward, z, cudaForward, cudaBackward, params=(), pre
         ElementwiseKernel(f"T g, T {z}{args}", "T dx", cudaBackward, f"macrobatch_{name}_backward", preamble))
 
 
+def _outFor(grad, out):
+    """The array a backward writes the input gradient into: out, or a new one."""
+    return xp.empty_like(grad) if out is None else out
+
+
 def _reluForward(x, out):
     return xp.maximum(x, 0, out=out)
 
 
-def _reluBackward(grad, y):
-    return grad * (y > 0)
+def _reluBackward(grad, y, out=None):
+    out = _outFor(grad, out)
+    # the 0/1 mask written as floats into out, then scaled in place: no bool temporary, no mixed-type multiply
+    xp.greater(y, 0, out=out, casting="unsafe")
+    out *= grad
+    return out
 
 
 def _leakyReluForward(x, out, slope):
@@ -59,10 +68,11 @@ def _leakyReluForward(x, out, slope):
     return out
 
 
-def _leakyReluBackward(grad, x, slope):
-    dx = grad * slope
-    xp.copyto(dx, grad, where=x > 0)
-    return dx
+def _leakyReluBackward(grad, x, slope, out=None):
+    out = _outFor(grad, out)
+    xp.multiply(grad, slope, out=out)
+    xp.copyto(out, grad, where=x > 0)
+    return out
 
 
 def _reciprocalOnePlusExp(out):
@@ -77,22 +87,24 @@ def _sigmoidForward(x, out):
     return _reciprocalOnePlusExp(xp.negative(x, out=out))
 
 
-def _sigmoidBackward(grad, y):
-    dx = 1 - y
-    dx *= y
-    dx *= grad
-    return dx
+def _sigmoidBackward(grad, y, out=None):
+    out = _outFor(grad, out)
+    xp.subtract(1, y, out=out)
+    out *= y
+    out *= grad
+    return out
 
 
 def _tanhForward(x, out):
     return xp.tanh(x, out=out)
 
 
-def _tanhBackward(grad, y):
-    dx = xp.square(y)
-    xp.subtract(1, dx, out=dx)
-    dx *= grad
-    return dx
+def _tanhBackward(grad, y, out=None):
+    out = _outFor(grad, out)
+    xp.square(y, out=out)
+    xp.subtract(1, out, out=out)
+    out *= grad
+    return out
 
 
 def _gatedBackward(grad, p, dx):
@@ -122,10 +134,10 @@ def _geluForward(x, out):
     return out
 
 
-def _geluBackward(grad, x):
+def _geluBackward(grad, x, out=None):
     # the gate is sigmoid(2u), so s = 2 x du/dx = 2 sqrt(2 / pi) x (1 + 3 a x^2)
     p = _geluGate(x, xp.empty_like(x))
-    s = xp.square(x)
+    s = xp.square(x, out=_outFor(grad, out))
     s *= 3 * geluA
     s += 1
     s *= x
@@ -139,8 +151,10 @@ def _swishForward(x, out):
     return out
 
 
-def _swishBackward(grad, x):
-    return _gatedBackward(grad, _sigmoidForward(x, xp.empty_like(x)), x.copy())
+def _swishBackward(grad, x, out=None):
+    out = _outFor(grad, out)
+    xp.copyto(out, x)
+    return _gatedBackward(grad, _sigmoidForward(x, xp.empty_like(x)), out)
 
 
 def _eluForward(x, out, alpha):
@@ -152,14 +166,14 @@ def _eluForward(x, out, alpha):
     return out
 
 
-def _eluBackward(grad, x, alpha):
+def _eluBackward(grad, x, alpha, out=None):
     # from the input: alpha exp(x) = y + alpha would lose all relative precision for x << 0
-    dx = xp.minimum(x, 0)
-    xp.exp(dx, out=dx)
-    dx *= alpha
-    xp.copyto(dx, 1, where=x > 0)
-    dx *= grad
-    return dx
+    out = xp.minimum(x, 0, out=_outFor(grad, out))
+    xp.exp(out, out=out)
+    out *= alpha
+    xp.copyto(out, 1, where=x > 0)
+    out *= grad
+    return out
 
 
 def _seluForward(x, out):
@@ -168,10 +182,10 @@ def _seluForward(x, out):
     return out
 
 
-def _seluBackward(grad, x):
-    dx = _eluBackward(grad, x, seluAlpha)
-    dx *= seluScale
-    return dx
+def _seluBackward(grad, x, out=None):
+    out = _eluBackward(grad, x, seluAlpha, out)
+    out *= seluScale
+    return out
 
 
 def _softPlusForward(x, out, beta, threshold):
@@ -188,24 +202,25 @@ def _softPlusForward(x, out, beta, threshold):
     return out
 
 
-def _softPlusBackward(grad, x, beta, threshold):
-    dx = xp.multiply(x, -beta)
-    linear = dx < -threshold
-    _reciprocalOnePlusExp(dx)  # sigmoid(beta x)
-    dx *= grad
-    xp.copyto(dx, grad, where=linear)
-    return dx
+def _softPlusBackward(grad, x, beta, threshold, out=None):
+    out = _outFor(grad, out)
+    xp.multiply(x, -beta, out=out)
+    linear = out < -threshold
+    _reciprocalOnePlusExp(out)  # sigmoid(beta x)
+    out *= grad
+    xp.copyto(out, grad, where=linear)
+    return out
 
 
 def _clipForward(x, out, low, high):
     return xp.clip(x, low, high, out=out)
 
 
-def _clipBackward(grad, y, low, high):
+def _clipBackward(grad, y, low, high, out=None):
     # y is strictly inside (low, high) exactly where x is, so the output decides, as torch's Hardtanh
     inside = y > low
     inside &= y < high
-    return grad * inside
+    return xp.multiply(grad, inside, out=_outFor(grad, out))
 
 
 # NaN fails every comparison, so each kernel's condition is the one whose false branch keeps a NaN input, and
@@ -298,11 +313,15 @@ class Activation(Module):
         params = self.params(data.dtype)
         if isCuda:
             return self.functions.cudaForward(data, *params)
-        return self.functions.forward(data, xp.empty_like(data), *params)
+        out = xp.empty_like(data)
+        self.splitBatch(lambda x, y: self.functions.forward(x, y, *params), data, out)
+        return out
 
     def updateGrad(self, grad):
         z = self.data if self.functions.fromOutput else self.inData
         params = self.params(grad.dtype)
         if isCuda:
             return self.functions.cudaBackward(grad, z, *params)
-        return self.functions.backward(grad, z, *params)
+        out = xp.empty_like(grad)
+        self.splitBatch(lambda g, zpart, dx: self.functions.backward(g, zpart, *params, out=dx), grad, z, out)
+        return out

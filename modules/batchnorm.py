@@ -5,6 +5,7 @@ from ..engine.backend import isCuda, xp
 from ..engine.dtype import defaultDtype, statDtype
 from ..engine.errors import PerSampleError, ShapeError
 from ..engine.kernels import ElementwiseKernel, ReductionKernel
+from ..engine.parallel import runParallel
 from ..engine.variable import Variable
 from .module import Module
 
@@ -32,14 +33,18 @@ class BatchNorm(Module):
 
     Each mode is one affine map per channel, y = x * k + shift with k = scale / std; its coefficients
     are computed on (maps,) arrays so that the full-size data is crossed as few times as possible.
-    Train mode keeps the centred input xc = x - mean (in a scratch array reused while the input shape
-    holds) for its backward, dx = k * (g - mean(g) - xc * mean(g * xc) / std**2).
+    Train mode computes the output inside the centred input xc = x - mean (on the CPU: no second
+    full-size array) and keeps no copy of it: the backward centres the input again, as PyTorch does,
+    into the array it turns into dx = k * (g - mean(g) - xc * mean(g * xc) / std**2) in place. Keeping
+    xc would hold one more activation per layer through the step, for one pass saved.
 
     Precision: the per-map sums, the statistics, the coefficients k and shift and the running ``mean``
     and ``var`` are in float32 for float16 data (engine-wide: engine.dtype.statDtype), so a long sum neither
     loses the 11-bit mantissa nor overflows float16's range; ``cast("float16")`` keeps the running
     statistics float32. The elementwise passes (xc, the output, the input gradient) are in the data's
     dtype, each element computed from float32 coefficients and rounded once (on CUDA) or per step (NumPy).
+    On the CPU the passes run on parts of the batch on every core (Module.splitBatch) and each per-map sum
+    is the sum of the parts' sums, so its last bits depend on the number of cores.
     """
 
     ranks = (2,)
@@ -67,7 +72,7 @@ class BatchNorm(Module):
             self.vars["bias"] = Variable(xp.zeros((maps,), dtype=defaultDtype))
         self.attrs["mean"] = xp.zeros((maps,), dtype=defaultDtype)
         self.attrs["var"] = xp.ones((maps,), dtype=defaultDtype)
-        self.xc = self.mean = self.invstd = self.k = self.gradSums = None
+        self.mean = self.invstd = self.k = self.gradSums = None
         self.batchStats = True
         self.sync = None
         self.dataDtype = defaultDtype
@@ -100,8 +105,8 @@ class BatchNorm(Module):
 
     def mapSum(self, a, b=None):
         """Per-map sum of a, or of a * b, shaped (maps,), accumulated and returned in statDtype, without
-        a full-size temporary (on the CPU one einsum pass, as accurate in float32 as NumPy's sum on such
-        data)."""
+        a full-size temporary (on the CPU one einsum pass per part of the batch, on every core, and the
+        parts' sums added: as accurate in float32 as NumPy's sum on such data)."""
         dtype = statDtype(a.dtype)
         if isCuda:
             axes = (0,) + tuple(range(2, a.ndim))
@@ -109,22 +114,41 @@ class BatchNorm(Module):
                 return a.sum(axis=axes, dtype=dtype)
             return self.productSumKernel(a, b, axis=axes, out=xp.empty((self.maps,), dtype=dtype))
         dims = list(range(a.ndim))
-        return xp.einsum(a, dims, [1], dtype=dtype) if b is None else xp.einsum(a, dims, b, dims, [1], dtype=dtype)
+        ranges = self.batchRanges(a)
+        sums = xp.empty((len(ranges), self.maps), dtype=dtype)
+
+        def partSum(k, start, stop):
+            operands = (a[start:stop], dims) if b is None else (a[start:stop], dims, b[start:stop], dims)
+            xp.einsum(*operands, [1], dtype=dtype, out=sums[k])
+
+        runParallel(partSum, [(k, start, stop) for k, (start, stop) in enumerate(ranges)])
+        return sums[0] if len(ranges) == 1 else sums.sum(axis=0)
 
     def centre(self, data, mean):
-        """data - mean per map, written into the scratch array self.xc."""
-        if self.xc is None or self.xc.shape != data.shape or self.xc.dtype != data.dtype:
-            self.xc = xp.empty_like(data)
-        return xp.subtract(data, self.perMap(mean, data.shape), out=self.xc)
+        """data - mean per map, a new array of data's dtype (on the CPU computed on every core)."""
+        out = xp.empty_like(data)
+        if isCuda:
+            return xp.subtract(data, self.perMap(mean, data.shape), out=out)
+        mean = self.perMap(mean, data.shape)
+        self.splitBatch(lambda x, part: xp.subtract(x, mean, out=part), data, out)
+        return out
 
-    def affineMap(self, x, k, shift):
-        """x * k + shift per map into a new array of x's dtype; k and shift are (maps,), shift None for none."""
+    def affineMap(self, x, k, shift, inPlace=False):
+        """x * k + shift per map, in x's dtype; k and shift are (maps,), shift None for none. A new array,
+        or on the CPU with inPlace x itself (the CUDA kernel writes a new array either way)."""
         if isCuda:
             shift = 0 if shift is None else self.perMap(shift.astype(k.dtype, copy=False), x.shape)
             return self.affineKernel(x, self.perMap(k, x.shape), shift)
-        out = xp.multiply(x, self.perMap(k, x.shape), out=xp.empty_like(x))
-        if shift is not None:
-            out += self.perMap(shift, x.shape)
+        out = x if inPlace else xp.empty_like(x)
+        k = self.perMap(k, x.shape)
+        shift = None if shift is None else self.perMap(shift, x.shape)
+
+        def affinePart(xpart, part):
+            xp.multiply(xpart, k, out=part)
+            if shift is not None:
+                part += shift
+
+        self.splitBatch(affinePart, x, out)
         return out
 
     def updateData(self, data):
@@ -145,7 +169,7 @@ class BatchNorm(Module):
         var /= count
         self.updateRunning(mean, var, count)
         self.setCoefficients(mean, var)
-        return self.affineMap(xc, self.k, bias)
+        return self.affineMap(xc, self.k, bias, inPlace=True)
 
     def statCount(self, shape):
         """Values per map that train-mode statistics are taken over: this batch's, or synchronised,
@@ -177,37 +201,46 @@ class BatchNorm(Module):
 
     def backward(self, grad, updGrad=True, updParamGrads=True):
         self.gradSums = None  # the sums of this grad, shared by updateGrad and accGradParams
-        return super().backward(grad, updGrad, updParamGrads)
+        try:
+            return super().backward(grad, updGrad, updParamGrads)
+        finally:
+            self.gradSums = None  # and the centred input with them
 
     def sumGrads(self, grad):
-        """Per-map sums of grad and of grad * xc, computed once per backward. Eval mode keeps no
-        centred input: it centres self.inData here, only when the scale gradient is asked for."""
+        """Per-map sums of grad and of grad * xc, and xc = inData - mean itself (a new array, which the
+        train-mode updateGrad turns into the input gradient), computed once per backward. Eval mode
+        needs them only for the scale and bias gradients."""
         if self.gradSums is None:
-            xc = self.xc if self.batchStats else self.centre(self.inData, self.mean)
-            self.gradSums = (self.mapSum(grad), self.mapSum(grad, xc))
+            xc = self.centre(self.inData, self.mean)
+            self.gradSums = (self.mapSum(grad), self.mapSum(grad, xc), xc)
         return self.gradSums
 
     def updateGrad(self, grad):
         if not self.batchStats:
             return self.affineMap(grad, self.k, None)
         count = grad.size // self.maps
-        gsum, gxcsum = self.sumGrads(grad)
+        gsum, gxcsum, xc = self.sumGrads(grad)
         if self.sync is not None:  # the sums of every process's gradients, each scaled to the job's loss
             gsum, gxcsum = self.reduceSums(gsum, gxcsum, weight=self.sync.samples / self.sync.total)
             if not self.sync.samples:
                 return xp.zeros_like(grad)
         gmean, beta = gsum / count, gxcsum * (self.invstd * self.invstd / count)
         if isCuda:
-            return self.backwardKernel(grad, self.xc, self.perMap(gmean, grad.shape), self.perMap(beta, grad.shape),
+            return self.backwardKernel(grad, xc, self.perMap(gmean, grad.shape), self.perMap(beta, grad.shape),
                                        self.perMap(self.k, grad.shape))
-        dx = xp.multiply(self.xc, self.perMap(-beta, grad.shape), out=xp.empty_like(grad))
-        dx += grad
-        dx -= self.perMap(gmean, grad.shape)
-        dx *= self.perMap(self.k, grad.shape)
-        return dx
+        beta, gmean, k = (self.perMap(c, grad.shape) for c in (-beta, gmean, self.k))
+
+        def gradPart(g, dx):  # dx holds xc on entry: accGradParams needs only the sums
+            dx *= beta
+            dx += g
+            dx -= gmean
+            dx *= k
+
+        self.splitBatch(gradPart, grad, xc)
+        return xc
 
     def accGradParams(self, grad):
-        gsum, gxcsum = self.sumGrads(grad)
+        gsum, gxcsum, _ = self.sumGrads(grad)
         self.vars["scale"].accumulate(gxcsum * self.invstd)
         self.vars["bias"].accumulate(gsum)
 

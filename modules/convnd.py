@@ -1,14 +1,15 @@
-"""ConvND: N-d convolution (cross-correlation, like PyTorch) as im2col and one GEMM; Conv1D, Conv2D and
-Conv3D set its number of spatial dims, and DeconvND reuses its geometry, weights and GEMM layout."""
+"""ConvND: N-d convolution (cross-correlation, like PyTorch) as a lowering to columns and one GEMM; Conv1D,
+Conv2D and Conv3D set its number of spatial dims, and DeconvND reuses its geometry, weights and GEMM layout."""
 import math
 
 from ..engine.backend import isCuda, xp
 from ..engine.checks import checkPositiveInt
-from ..engine.dtype import defaultDtype, statDtype
+from ..engine.dtype import defaultDtype, isHalf, statDtype
 from ..engine.gemm import matmul
 from ..engine.im2col import buffer, checkImageShape, col2im, im2col, ntuple, outSize
 from ..engine.init import initWeights
 from ..engine.persample import outerSumNormsSquared, outerSums, rowNormsSquared
+from ..engine.shiftgrid import ShiftGrid
 from ..engine.variable import Variable
 from .module import Module
 
@@ -25,9 +26,14 @@ class ConvND(Module):
     gradient and input gradient are one GEMM each (one batched GEMM over the groups). The column matrix
     and the GEMM buffers are kept and reused between calls of the same shape. A backward pass after an
     eval-mode forward (saliency maps, input gradients of a frozen net) works too: the weight gradient
-    lowers the input again when eval mode kept only a chunk of it. initscheme: 'he'
-    (default), 'xavier' or 'uniform' (see engine.init), with PyTorch's fans: fanIn = W.shape[1]*K,
-    fanOut = W.shape[0]*K; useBias=False drops b.
+    lowers the input again when eval mode kept only a chunk of it.
+    On NumPy, stride-1 convolutions of 32- and 64-bit data lower by shifted rows instead (engine.shiftgrid):
+    the padded input is kept as flat rows, and forward, weight gradient and input gradient (a gather of
+    the column gradient's taps, no col2im) each work through chunks of samples whose column matrix takes
+    about chunkBytes and stays in cache; the whole one is kept only when one chunk holds it. With one group,
+    the bias rides those GEMMs as a row of ones under the column matrix (no pass adding it, none summing
+    its gradient). initscheme: 'he' (default), 'xavier' or 'uniform' (see engine.init), with PyTorch's
+    fans: fanIn = W.shape[1]*K, fanOut = W.shape[0]*K; useBias=False drops b.
     """
 
     nd = None
@@ -51,10 +57,17 @@ class ConvND(Module):
         self.cols = None      # column matrix of the last input: the weight gradient needs it
         self.colsWhole = False  # whether cols is the whole last input's, not an eval chunk's
         self.colGrad = None   # gradient of the column matrix, before col2im
-        self.rows = None      # (outmaps, batch*O): the GEMM output, then the gradient in that layout
+        self.rows = None      # (outmaps, batch*O): the GEMM output (a chunk's on the ShiftGrid), then the gradient
         self.gradFrom = None  # the gradient array the lowered gradient was made from in this backward pass
         self.gradLowered = None
         self.evalChunkBytes = 4 << 20  # column matrix size per chunk in eval mode (NumPy)
+        self.grid = None      # the ShiftGrid of the last input on the shifted-rows path, else None
+        self.flatIn = None    # the last input padded on its ShiftGrid: the weight gradient lowers it again
+        self.flatGrad = None  # the output gradient on the ShiftGrid, behind reach zeros
+        self.gradChunk = None  # a chunk's output gradient on the ShiftGrid (weight gradient of a first layer)
+        self.flatInGrad = None  # a chunk's input gradient on the ShiftGrid
+        self.chunk = None     # the column matrix of one chunk on the shifted-rows path
+        self.chunkBytes = 4 << 20  # column matrix size per chunk on the shifted-rows path
 
     def weightShape(self):
         return (self.outmaps, self.inmaps // self.groups) + self.size
@@ -87,12 +100,16 @@ class ConvND(Module):
         matmul(a, b, out=self.grouped(out))
         return out
 
-    def accumulateWeightGrad(self, a, b):
-        """W.grad += a @ b group by group, a and b grouped."""
-        if self.groups == 1:
-            self.vars["W"].accumulateMatmul(a, b)
-        else:
-            self.vars["W"].accumulate(matmul(a, b))
+    def accumulateWeightGrad(self, a, b, biasRow=False):
+        """W.grad += a @ b group by group, a and b grouped, computed as the transpose of b^T @ a^T: the result
+        is thin and the inner dimension (the positions) long, and OpenBLAS runs this orientation 15-40 % faster
+        (a (inmaps*K, outmaps) result against (outmaps, inmaps*K), on 3x3 layers of 1 to 64 in-maps). With
+        biasRow (one group), b's last column is ones and that column of the product is b.grad's."""
+        product = matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2))
+        if biasRow:
+            self.vars["b"].accumulate(product[-1])
+            product = product[:-1]
+        self.vars["W"].accumulate(product.swapaxes(-1, -2))
 
     @staticmethod
     def toRows(ary, out):
@@ -104,11 +121,17 @@ class ConvND(Module):
 
     def fromRows(self, rows, out, bias=None):
         """out (batch, maps, *S) = rows (maps, batch*S) transposed, plus bias (maps,) when given, in one pass."""
-        view = rows.reshape((out.shape[1], out.shape[0]) + out.shape[2:]).swapaxes(0, 1)
-        if bias is None:
-            xp.copyto(out, view)
-        else:
-            xp.add(view, bias.reshape((1, -1) + (1,) * self.nd), out=out)
+        return self.withBias(rows.reshape((out.shape[1], out.shape[0]) + out.shape[2:]).swapaxes(0, 1), out, bias)
+
+    def withBias(self, view, out, bias):
+        """out = view (out's shape) plus bias (maps,) along axis 1 when given: one kernel on CuPy; on NumPy
+        a copy, then the add in place (a broadcast add from a transposed view runs at a third of the speed)."""
+        bias = None if bias is None else bias.reshape((1, -1) + (1,) * self.nd)
+        if isCuda and bias is not None:
+            return xp.add(view, bias, out=out)
+        xp.copyto(out, view)
+        if bias is not None:
+            out += bias
         return out
 
     def bias(self):
@@ -127,7 +150,49 @@ class ConvND(Module):
 
     # --- convolution ----------------------------------------------------------------------
 
+    def shiftGrid(self, data):
+        """The ShiftGrid of data when the NumPy path lowers it by shifted rows, else None (CuPy; 16-bit data,
+        whose GEMMs round once over the whole batch; strides above 1 or a pad as large as the window)."""
+        if isCuda or isHalf(data.dtype) or not ShiftGrid.applies(self.stride, self.pad, self.size, self.dilation):
+            return None
+        return ShiftGrid(data.shape[2:], self.size, self.pad, self.dilation)
+
+    def biasRows(self):
+        """1 when the shifted-rows path folds the bias into its GEMMs, else 0: its column matrices then end in
+        a row of ones, which adds b to the forward product and gives b's gradient from the weight gradient's
+        (saving a pass over the output and one over its gradient). It takes one group and a bias."""
+        return int(self.grid is not None and self.groups == 1 and "b" in self.vars)
+
+    def lowerShifted(self, flat, start, stop, out):
+        """The column matrix of positions start..stop of flat written into out (the ones row below it when
+        biasRows)."""
+        rows = flat.shape[0] * math.prod(self.size)
+        out[rows:] = 1
+        self.grid.taps(flat, start, stop, out[:rows])
+        return out
+
+    def chunkSamples(self, rows, batch, dtype):
+        """The samples per chunk on the shifted-rows path: about chunkBytes of their (rows, positions) matrix."""
+        return min(batch, max(1, self.chunkBytes // (rows * self.grid.positions * dtype.itemsize)))
+
+    def shiftChunks(self, flat, batch):
+        """(first, last, cols) for consecutive chunks of samples first..last, cols the chunk's column matrix
+        lowered from flat (maps, columns(batch) + reach) into a kept buffer."""
+        rows, positions = flat.shape[0] * math.prod(self.size), self.grid.positions
+        step = self.chunkSamples(rows, batch, flat.dtype)
+        self.chunk = buffer(self.chunk, (rows + self.biasRows(), step * positions), flat.dtype)
+        for first in range(0, batch, step):
+            last = min(batch, first + step)
+            yield first, last, self.lowerShifted(flat, first * positions, last * positions,
+                                                 self.chunk[:, :(last - first) * positions])
+
     def updateData(self, data):
+        grid = self.shiftGrid(data)
+        if grid is None or self.grid is None or grid.cell != self.grid.cell:
+            self.flatIn = self.flatGrad = self.gradChunk = None  # kept zero pads are those of one layout only
+        self.grid = grid
+        if self.grid is not None:
+            return self.shiftedForward(data)
         n = data.shape[0]
         outsize = self.outputSize(data.shape[2:])
         out = xp.empty((n, self.outmaps) + outsize, dtype=data.dtype)
@@ -146,31 +211,112 @@ class ConvND(Module):
         self.gradFrom = None  # the rows buffer now holds the output, no longer a lowered gradient
         return out
 
+    def shiftedForward(self, data):
+        """updateData on the ShiftGrid: the padded input as flat rows, then per chunk of samples one lowering,
+        one GEMM (with the bias as a last column of W when biasRows) and the copy of its outputs out of the
+        cells, all in cache. A column matrix that fits one chunk is kept (as cols), so the weight gradient need
+        not lower it again."""
+        n, spatial = data.shape[0], data.shape[2:]
+        self.flatIn = buffer(self.flatIn, (self.inmaps, self.grid.columns(n) + self.grid.reach), data.dtype,
+                             zeroed=True)
+        xp.copyto(self.grid.cells(self.flatIn, n, 0, self.pad, spatial), data)
+        self.cols, self.colsWhole = None, False
+        outsize = self.outputSize(spatial)
+        out = xp.empty((n, self.outmaps) + outsize, dtype=data.dtype)
+        W, bias = self.groupedWeight(), self.bias()
+        if self.biasRows():
+            W, bias = xp.concatenate((W, bias[:, None]), axis=1), None
+        for first, last, cols in self.shiftChunks(self.flatIn, n):
+            self.rows = buffer(self.rows, (self.outmaps, self.chunk.shape[1]), data.dtype)
+            rows = self.groupMatmul(W, self.grouped(cols), self.rows[:, :cols.shape[1]])
+            self.withBias(self.grid.cells(rows, last - first, 0, (0,) * self.nd, outsize), out[first:last], bias)
+        if self.chunk.shape[1] == self.grid.columns(n):  # one chunk held the whole column matrix: keep it
+            self.cols, self.colsWhole = self.chunk, True
+        self.gradFrom = None
+        return out
+
     def lowerGradOnce(self, grad):
-        """grad (batch, outmaps, *O) as the (outmaps, batch*O) matrix of the GEMMs."""
-        self.rows = self.toRows(grad, self.rows)
-        return self.rows
+        """grad (batch, outmaps, *O) as the (outmaps, batch*O) matrix of the GEMMs; on the ShiftGrid the
+        (outmaps, batch*positions) view of flatGrad, zero where a position is no output."""
+        if self.grid is None:
+            self.rows = self.toRows(grad, self.rows)
+            return self.rows
+        columns, reach = self.grid.columns(grad.shape[0]), self.grid.reach
+        self.flatGrad = buffer(self.flatGrad, (self.outmaps, reach + columns), grad.dtype, zeroed=True)
+        return self.gradOnGrid(grad, self.flatGrad, reach)
+
+    def gradOnGrid(self, grad, flat, start):
+        """grad (batch, outmaps, *O) copied onto the ShiftGrid rows flat from column start (their pads zero);
+        returns its (outmaps, columns(batch)) view."""
+        xp.copyto(self.grid.cells(flat, grad.shape[0], start, (0,) * self.nd, grad.shape[2:]), grad)
+        return flat[:, start:start + self.grid.columns(grad.shape[0])]
 
     def inputCols(self):
-        """The column matrix of the whole last input: the one forward kept, or lowered again after a
-        chunked eval-mode forward, which kept only its last chunk's."""
-        if not self.colsWhole:
+        """The column matrix of the whole last input: the one forward kept, or lowered again after a forward
+        in chunks (im2col's in eval mode, the ShiftGrid's when the batch took more than one); on the ShiftGrid
+        with its ones row when biasRows."""
+        if not self.colsWhole and self.grid is not None:
+            columns = self.grid.columns(self.inData.shape[0])
+            shape = (self.inmaps * math.prod(self.size) + self.biasRows(), columns)
+            self.cols = self.lowerShifted(self.flatIn, 0, columns, buffer(self.cols, shape, self.flatIn.dtype))
+        elif not self.colsWhole:
             self.cols = im2col(self.inData, *self.geometry(), out=self.cols)
-            self.colsWhole = True
+        self.colsWhole = True
         return self.cols
 
     def updateGrad(self, grad):
+        if self.grid is not None:
+            return self.shiftedInputGrad(grad)
         W = self.groupedWeight().swapaxes(-1, -2)
         rows = self.lowerGrad(grad)
         shape = (W.shape[-2] * self.groups, rows.shape[1])
         self.colGrad = self.groupMatmul(W, self.grouped(rows), buffer(self.colGrad, shape, grad.dtype))
         return col2im(self.colGrad, self.inData.shape, *self.geometry())
 
+    def shiftedInputGrad(self, grad):
+        """updateGrad on the ShiftGrid, a chunk of samples at a time: the column gradient W^T @ grad over their
+        positions and the reach positions before them, then each input position sums its K taps (a gather)
+        and the chunk's input gradient is copied out of the cells."""
+        self.lowerGrad(grad)
+        positions, reach = self.grid.positions, self.grid.reach
+        out = xp.empty(self.inData.shape, dtype=grad.dtype)
+        W = self.groupedWeight().swapaxes(-1, -2)
+        rows = self.inmaps * math.prod(self.size)
+        step = self.chunkSamples(rows, grad.shape[0], grad.dtype)
+        self.colGrad = buffer(self.colGrad, (rows, step * positions + reach), grad.dtype)
+        self.flatInGrad = buffer(self.flatInGrad, (self.inmaps, step * positions), grad.dtype)
+        for first in range(0, grad.shape[0], step):
+            last = min(grad.shape[0], first + step)
+            start, stop = first * positions, last * positions
+            self.groupMatmul(W, self.grouped(self.flatGrad[:, start:stop + reach]),
+                             self.colGrad[:, :stop - start + reach])
+            chunk = self.grid.sumTaps(self.colGrad, self.flatInGrad[:, :stop - start])
+            xp.copyto(out[first:last], self.grid.cells(chunk, last - first, 0, self.pad, out.shape[2:]))
+        return out
+
     def accGradParams(self, grad):
-        rows = self.lowerGrad(grad)
-        self.accumulateWeightGrad(self.grouped(rows), self.grouped(self.inputCols()).swapaxes(-1, -2))
-        if "b" in self.vars:
-            self.vars["b"].accumulateSum(rows, axis=1)
+        biasRow = self.biasRows() == 1
+        for rows, cols in self.weightGradFactors(grad):
+            self.accumulateWeightGrad(self.grouped(rows), self.grouped(cols).swapaxes(-1, -2), biasRow)
+            if "b" in self.vars and not biasRow:
+                self.vars["b"].accumulateSum(rows, axis=1)
+
+    def weightGradFactors(self, grad):
+        """(lowered gradient, column matrix) pairs whose products sum to the weight gradient: the whole ones,
+        or on the ShiftGrid those of each chunk of samples when forward kept no whole column matrix. There,
+        when no input gradient lowered the whole gradient in this pass (a first layer's), each chunk's is laid
+        out on its own into a kept buffer, which its GEMM then reads from cache (10 % off a 3-channel first
+        layer's backward pass)."""
+        if self.grid is None or self.colsWhole:
+            yield self.lowerGrad(grad), self.inputCols()
+            return
+        lowered, positions = self.gradFrom is grad, self.grid.positions
+        for first, last, cols in self.shiftChunks(self.flatIn, grad.shape[0]):
+            if lowered:
+                yield self.gradLowered[:, first * positions:last * positions], cols
+            else:
+                self.gradChunk = buffer(self.gradChunk, (self.outmaps, self.chunk.shape[1]), grad.dtype, zeroed=True)
+                yield self.gradOnGrid(grad[first:last], self.gradChunk, 0), cols
 
     # --- per-sample gradients -------------------------------------------------------------
 
@@ -193,7 +339,8 @@ class ConvND(Module):
     def sampleFactors(self, grad):
         """(a, b) of the weight gradient W_g += a_g b_g^T as (batch, groups, positions, rows/groups) views:
         here the lowered gradient and the input's column matrix."""
-        return self.bySample(self.lowerGrad(grad), grad.shape[0]), self.bySample(self.inputCols(), grad.shape[0])
+        cols = self.inputCols()[:self.inmaps * math.prod(self.size)]  # without the ones row of biasRows
+        return self.bySample(self.lowerGrad(grad), grad.shape[0]), self.bySample(cols, grad.shape[0])
 
     def bySample(self, lowered, batch):
         """A lowered (rows, batch*positions) matrix as its (batch, groups, positions, rows/groups) view."""

@@ -14,6 +14,7 @@ Containers override ``children`` and the data flow; everything that walks the tr
 (variables, modes, casting, saving) lives here once.
 """
 import json
+import threading
 from contextlib import contextmanager
 
 import numpy
@@ -22,7 +23,23 @@ from ..engine import serialize
 from ..engine.backend import checkOnDevice, toDevice, toHost
 from ..engine.dtype import checkFloat, isBfloat16
 from ..engine.errors import DtypeError, ModelFileError, PerSampleError, ShapeError
+from ..engine.parallel import minPart, runParallel, splitRanges
 from ..engine.persample import rowNormsSquared
+
+
+_forwardState = threading.local()
+
+
+@contextmanager
+def withoutActivations():
+    """Forward passes inside the block (in this thread) keep neither their inputs nor their outputs, as
+    under PyTorch's no_grad: each layer's output is freed once the next layer has used it, so inference
+    holds about two activations at a time instead of every layer's. No backward can follow such a pass."""
+    _forwardState.released = getattr(_forwardState, "released", 0) + 1
+    try:
+        yield
+    finally:
+        _forwardState.released -= 1
 
 
 class Module:
@@ -43,7 +60,7 @@ class Module:
         self.blueprintArgs = {}
         self.inData = None
         self.data = None
-        self.grad = None
+        self.grad = None  # containers that keep their input gradient (Graph, MultiModule) put it here
 
     def registerBlueprint(self, args):
         """Record the constructor's arguments (call with ``locals()``) so a saved file can rebuild this module."""
@@ -59,20 +76,27 @@ class Module:
         self.checkDataType(data.dtype)
         self.checkDataShape(data.shape)
         self.inData = data
-        self.data = self.updateData(data)
-        return self.data
+        out = self.data = self.updateData(data)
+        if getattr(_forwardState, "released", 0):
+            self.inData = self.data = None
+        return out
 
     def backward(self, grad, updGrad=True, updParamGrads=True):
         """Propagate grad (d loss / d output). Returns d loss / d input, or None when updGrad is False
-        (the first layer of a network never needs it). Parameter gradients are added when updParamGrads."""
+        (the first layer of a network never needs it). Parameter gradients are added when updParamGrads.
+        The input gradient is not kept: held by every layer of a network until the next step, the
+        gradients would add up to about the size of the saved activations again at the step's peak."""
         checkOnDevice(grad, f"{self.describe()} backward")
+        if self.inData is None:
+            raise RuntimeError(f"{self.describe()}: backward needs a forward pass first, one that kept its input "
+                               "(not one under withoutActivations)")
         if self.data is not None and grad.shape != self.data.shape:
             raise ShapeError(f"{self.describe()}: gradient of shape {grad.shape} does not match "
                              f"the output of shape {self.data.shape}")
-        self.grad = self.updateGrad(grad) if updGrad else None
+        inGrad = self.updateGrad(grad) if updGrad else None
         if updParamGrads and self.vars:
             self.accGradParams(grad)
-        return self.grad
+        return inGrad
 
     def updateData(self, data):
         raise NotImplementedError
@@ -82,6 +106,35 @@ class Module:
 
     def accGradParams(self, grad):
         pass
+
+    # --- CPU work split over the cores (engine.parallel) ---------------------------------------
+
+    @staticmethod
+    def batchRanges(lead):
+        """Disjoint (start, stop) ranges of the samples of lead (batch, ...), one per CPU worker, each
+        with at least engine.parallel.minPart elements (so small batches stay on one core); one range
+        for a 0-d or empty lead."""
+        n = lead.shape[0] if lead.ndim else 1
+        if lead.ndim == 0 or n == 0:
+            return [(0, n)]
+        return splitRanges(n, minimum=-(-minPart // max(1, lead.size // n)))
+
+    @classmethod
+    def splitBatch(cls, fn, *arrays):
+        """fn(*parts) for the parts of arrays (each (batch, ...), or a list of such) over the ranges of
+        batchRanges, on the CPU cores: fn writes its parts in place. The first array sets the work per
+        sample. NumPy's passes release the GIL, so this is how an unfused chain of them uses every core,
+        as PyTorch's kernels do; each element gets the same operations whatever the split."""
+        lead = arrays[0][0] if isinstance(arrays[0], list) else arrays[0]
+        ranges = cls.batchRanges(lead)
+        if len(ranges) == 1:
+            fn(*arrays)
+            return
+
+        def part(a, b):
+            fn(*([v[a:b] for v in ary] if isinstance(ary, list) else ary[a:b] for ary in arrays))
+
+        runParallel(part, ranges)
 
     # --- per-sample gradients (driven by modules/persample.py) --------------------------------
 

@@ -1,10 +1,9 @@
-"""PoolND: the window geometry, input check, padding and CPU work split shared by the pooling modules
+"""PoolND: the window geometry, input check and padding shared by the pooling modules
 of one, two and three spatial axes (Pool1D, Pool2D and Pool3D say how many)."""
 import math
 
 from ..engine.backend import xp
 from ..engine.im2col import buffer, checkImageShape, coverPreamble, extent, ntuple
-from ..engine.parallel import minPart, runParallel, splitRanges
 from .module import Module
 
 
@@ -165,18 +164,3 @@ class PoolND(Module):
         """A CPU work buffer kept between calls of the same shape and dtype; never returned to the caller."""
         self.buffers[key] = buffer(self.buffers.get(key), shape, dtype)
         return self.buffers[key]
-
-    @staticmethod
-    def splitBatch(fn, *arrays):
-        """fn(*parts) for the parts of arrays (each (batch, ...), or a list of such) over disjoint ranges
-        of samples, on the CPU cores: fn writes its parts in place. The first array sets the work per
-        sample, so small batches stay on one core."""
-        lead = arrays[0][0] if isinstance(arrays[0], list) else arrays[0]
-        n = lead.shape[0]
-        perSample = max(1, lead.size // max(n, 1))
-        ranges = splitRanges(n, minimum=-(-minPart // perSample))
-
-        def part(a, b):
-            fn(*([v[a:b] for v in ary] if isinstance(ary, list) else ary[a:b] for ary in arrays))
-
-        runParallel(part, ranges)

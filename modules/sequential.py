@@ -47,7 +47,6 @@ class Sequential(Module):
     def backward(self, grad, updGrad=True, updParamGrads=True):
         for i in range(len(self.modules) - 1, -1, -1):
             grad = self.modules[i].backward(grad, updGrad=updGrad or i > 0, updParamGrads=updParamGrads)
-        self.grad = grad
         return grad
 
     def getBlueprint(self):

@@ -52,3 +52,17 @@ def test_calculator_returns_outputs_in_input_order_with_a_short_last_macrobatch(
     assert isinstance(out, np.ndarray) and out.shape == (257, 4)
     np.testing.assert_allclose(out, logits, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(Calculator(net, batchsize=batchsize).calc(toDevice(x)), logits, rtol=1e-5, atol=1e-6)
+
+
+def test_inference_handlers_keep_no_activations():
+    """Calculator and Validator run their forward passes under withoutActivations: afterwards no layer holds its
+    input or output (a training forward still does)."""
+    net = Sequential(Linear(5, 8), Activation("relu"), Linear(8, 3))
+    x = np.random.default_rng(0).standard_normal((20, 5)).astype(np.float32)
+    y = np.arange(20) % 3
+    Calculator(net, batchsize=8).calc(toDevice(x))
+    assert all(m.inData is None and m.data is None for m in net.modules)
+    Validator(net, CrossEntropy(), batchsize=8).validate(toDevice(x), toDevice(y))
+    assert all(m.inData is None and m.data is None for m in net.modules)
+    net(toDevice(x))
+    assert all(m.inData is not None for m in net.modules)

@@ -233,7 +233,8 @@ def roundTrip(tmp_path):
 
 @pytest.fixture
 def threeParts(monkeypatch):
-    """Split every pooled batch into 3 parts (run on the worker threads), whatever its size and the cores."""
+    """Split every batch a module splits over the cores (Module.splitBatch: pooling, activations, BatchNorm)
+    into 3 parts (run on the worker threads), whatever its size and the cores."""
     from macrobatch.engine import parallel
-    from macrobatch.modules import poolnd
-    monkeypatch.setattr(poolnd, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
+    from macrobatch.modules import module
+    monkeypatch.setattr(module, "splitRanges", lambda size, minimum: parallel.splitRanges(size, 3, 1))
