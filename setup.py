@@ -34,7 +34,7 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6"],
         "dev": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "matplotlib>=3.5", "Pillow>=9", "mpi4py>=4.0",
                 "threadpoolctl>=3.1", "ml_dtypes>=0.5", "onnx>=1.16", "onnxruntime>=1.18",
-                "onnxscript>=0.7"],
+                "onnxscript>=0.7", "opacus==1.6.0"],
     },
     entry_points={"console_scripts": ["macrobatch=macrobatch.cli:main"]},
 )

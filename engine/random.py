@@ -6,6 +6,7 @@ on both backends; shuffling and dropout masks draw on the device, where the data
 import numpy
 
 from .backend import isCuda, xp
+from .parallel import runParallel, splitRanges
 
 _hostRng = numpy.random.default_rng()
 _deviceRng = xp.random.RandomState() if isCuda else numpy.random.default_rng()
@@ -35,6 +36,28 @@ def uniform(shape, dtype):
     return _deviceRng.random(shape, dtype=dtype)
 
 
-def normal(shape, dtype):
-    """A device array of standard normal samples (DP-SGD's noise)."""
-    return _deviceRng.standard_normal(shape, dtype=dtype)
+noiseBlock = 1 << 18  # values per block of addNormal's noise on the CPU: fixed, so the draw ignores the threads
+
+
+def addNormal(ary, std):
+    """ary += std * N(0, 1) in place (DP-SGD's noise); ary: a float32 or float64 device array. CuPy draws it
+    in one kernel. On the CPU the flat array is drawn in blocks of noiseBlock values, block i from its own
+    generator seeded by (one draw of the device generator, i), the blocks spread over the cores: the noise
+    never takes the array's size of memory, two cores draw it twice as fast, and its values do not depend on
+    the thread count (setSeed reproduces them)."""
+    if isCuda:
+        ary += _deviceRng.standard_normal(ary.shape, dtype=ary.dtype) * std
+        return
+    flat = ary.reshape(-1)
+    if not numpy.shares_memory(flat, ary):
+        raise ValueError("addNormal: ary must be contiguous (its flat view is where the noise goes)")
+    key = int(_deviceRng.integers(2 ** 63))
+
+    def draw(first, last):
+        for i in range(first, last):
+            piece = flat[i * noiseBlock:(i + 1) * noiseBlock]
+            noise = numpy.random.default_rng((key, i)).standard_normal(piece.shape, dtype=piece.dtype)
+            noise *= std
+            piece += noise
+
+    runParallel(draw, splitRanges(-(-flat.size // noiseBlock), minimum=1))

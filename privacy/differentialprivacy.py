@@ -2,7 +2,7 @@
 from ..engine.backend import xp
 from ..engine.checks import checkHyper, checkPositiveInt
 from ..engine.persample import rowNormsSquared
-from ..engine.random import normal
+from ..engine.random import addNormal
 from ..modules.multimodule import flatArrays
 from ..modules.persample import checkPerSample, sampleGradients, sampleGradNorms
 from ..optimizers.gradientaccumulation import GradientAccumulation
@@ -100,7 +100,7 @@ class DifferentialPrivacy(OptimizerWrapper):
         self.noisy = True
         for _, _, _, grad in self.optimizer.bindings:
             if std:
-                grad += normal(grad.shape, grad.dtype) * std
+                addNormal(grad, std)
             grad *= scale
         return finite
 

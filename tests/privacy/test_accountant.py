@@ -1,6 +1,6 @@
 """The RDP accountant against the definition (the Rényi divergence of the sampled Gaussian mixture,
 integrated numerically here, independently of the series) and against published values of Opacus and
-TF Privacy (Opacus itself does not install here). The accountant is host float64 arithmetic with no
+TF Privacy (Opacus itself: tests/privacy/test_opacus.py). The accountant is host float64 arithmetic with no
 device arrays, so each test means the same on both backends."""
 import math
 

@@ -1,8 +1,8 @@
 """DP-SGD (privacy/differentialprivacy.py) and Poisson sampling (Handler poisson=True): the clipped sum against
 per-sample gradients clipped and summed on the host, ghost against materialised norms, a noiseless unclipped
 step against the ordinary one, the noise's standard deviation, Poisson batch statistics, refusals, no host
-synchronisation per batch, and a model that learns the digits privately. (Opacus cannot be installed here:
-the references are independent computations.)"""
+synchronisation per batch, and a model that learns the digits privately. The references here are independent
+computations; tests/privacy/test_opacus.py compares with Opacus itself."""
 import numpy as np
 import pytest
 

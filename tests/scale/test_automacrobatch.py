@@ -102,7 +102,7 @@ optimizer.setupOn(net)
 data = np.random.default_rng(0).standard_normal((16000, 1, 28, 28)).astype(np.float32)  # 48 MiB
 labels = np.zeros(16000, np.int64)
 trainer = Trainer(net, CrossEntropy(), optimizer, batchsize=128)
-for size in (16000, 8000):  # one buffer is the whole device; one fits, but leaves too little for a batch
+for size in (16000, 8000):  # one buffer is the whole device; one fits, but leaves too little for the rest
     try:
         trainer.trainFromHost(data, labels, macroBatchSize=size)
     except DeviceMemoryError as error:
@@ -121,6 +121,8 @@ def test_auto_trains_within_a_small_device_where_a_fixed_size_does_not_fit():
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     assert lines[0].startswith("16000 DeviceMemoryError: macroBatchSize 16000 does not fit in device memory")
-    assert lines[1].startswith("8000 DeviceMemoryError: device memory ran out in a batch of 128 samples")
+    # 8000 uploads one macrobatch, then runs out in a batch or, with a leaner batch, at the second upload
+    assert lines[1].startswith("8000 DeviceMemoryError:")
+    assert "ran out in a batch of 128 samples" in lines[1] or "does not fit in device memory" in lines[1]
     assert lines[-1].startswith("auto trained in")
     assert int(lines[-1].split()[3]) > 1
