@@ -8,6 +8,7 @@ from ..engine.dtype import defaultDtype, isHalf, statDtype
 from ..engine.gemm import matmul
 from ..engine.im2col import buffer, checkImageShape, col2im, im2col, ntuple, outSize
 from ..engine.init import initWeights
+from ..engine import parallel
 from ..engine.persample import outerSumNormsSquared, outerSums, rowNormsSquared
 from ..engine.shiftgrid import ShiftGrid
 from ..engine.variable import Variable
@@ -64,9 +65,7 @@ class ConvND(Module):
         self.grid = None      # the ShiftGrid of the last input on the shifted-rows path, else None
         self.flatIn = None    # the last input padded on its ShiftGrid: the weight gradient lowers it again
         self.flatGrad = None  # the output gradient on the ShiftGrid, behind reach zeros
-        self.gradChunk = None  # a chunk's output gradient on the ShiftGrid (weight gradient of a first layer)
-        self.flatInGrad = None  # a chunk's input gradient on the ShiftGrid
-        self.chunk = None     # the column matrix of one chunk on the shifted-rows path
+        self.lanes = []       # per CPU worker, the kept buffers of the chunks it runs on the shifted-rows path
         self.chunkBytes = 4 << 20  # column matrix size per chunk on the shifted-rows path
 
     def weightShape(self):
@@ -101,11 +100,19 @@ class ConvND(Module):
         return out
 
     def accumulateWeightGrad(self, a, b, biasRow=False):
-        """W.grad += a @ b group by group, a and b grouped, computed as the transpose of b^T @ a^T: the result
-        is thin and the inner dimension (the positions) long, and OpenBLAS runs this orientation 15-40 % faster
-        (a (inmaps*K, outmaps) result against (outmaps, inmaps*K), on 3x3 layers of 1 to 64 in-maps). With
-        biasRow (one group), b's last column is ones and that column of the product is b.grad's."""
-        product = matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2))
+        """W.grad += a @ b group by group, a and b grouped (see weightGradProduct, accumulateProduct)."""
+        self.accumulateProduct(self.weightGradProduct(a, b), biasRow)
+
+    @staticmethod
+    def weightGradProduct(a, b, out=None):
+        """(a @ b)^T group by group, computed as b^T @ a^T: the result is thin and the inner dimension (the
+        positions) long, and OpenBLAS runs this orientation 15-40 % faster (a (inmaps*K, outmaps) result
+        against (outmaps, inmaps*K), on 3x3 layers of 1 to 64 in-maps)."""
+        return matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2), out=out)
+
+    def accumulateProduct(self, product, biasRow=False):
+        """W.grad += product^T (a weightGradProduct); with biasRow (one group), b's last column was ones and
+        that column of the product is b.grad's."""
         if biasRow:
             self.vars["b"].accumulate(product[-1])
             product = product[:-1]
@@ -172,24 +179,44 @@ class ConvND(Module):
         return out
 
     def chunkSamples(self, rows, batch, dtype):
-        """The samples per chunk on the shifted-rows path: about chunkBytes of their (rows, positions) matrix."""
-        return min(batch, max(1, self.chunkBytes // (rows * self.grid.positions * dtype.itemsize)))
+        """The samples per chunk on the shifted-rows path: about chunkBytes of their (rows, positions) matrix,
+        and at most a worker's share of the batch, so every core gets a chunk."""
+        fit = max(1, self.chunkBytes // (rows * self.grid.positions * dtype.itemsize))
+        return min(batch, fit, -(-batch // parallel.workers))
 
-    def shiftChunks(self, flat, batch):
-        """(first, last, cols) for consecutive chunks of samples first..last, cols the chunk's column matrix
-        lowered from flat (maps, columns(batch) + reach) into a kept buffer."""
+    def runChunks(self, fn, batch, step):
+        """fn(lane, first, last) for the chunks of step samples first..last of a batch, dealt in consecutive
+        runs to the CPU workers (engine.parallel), lane being the worker's index: each lowers, multiplies and
+        writes its chunks with its own kept buffers (laneBuffer), the GEMMs on one thread each. One chunk
+        runs on the calling thread, its GEMMs split over the workers."""
+        firsts = range(0, batch, step)
+
+        def run(lane, i, j):
+            for first in firsts[i:j]:
+                fn(lane, first, min(batch, first + step))
+
+        runs = parallel.splitRanges(len(firsts), minimum=1)
+        parallel.runParallel(run, [(lane, i, j) for lane, (i, j) in enumerate(runs)])
+
+    def laneBuffer(self, lane, name, shape, dtype, zeroed=False):
+        """The kept buffer name of worker lane (see buffer), made or remade for this shape and dtype."""
+        while len(self.lanes) <= lane:
+            self.lanes.append({})
+        kept = self.lanes[lane]
+        kept[name] = buffer(kept.get(name), shape, dtype, zeroed)
+        return kept[name]
+
+    def lowerChunk(self, lane, flat, first, last, step):
+        """The column matrix of samples first..last of flat (maps, columns(batch) + reach), lowered into the
+        kept buffer of lane (made for step samples)."""
         rows, positions = flat.shape[0] * math.prod(self.size), self.grid.positions
-        step = self.chunkSamples(rows, batch, flat.dtype)
-        self.chunk = buffer(self.chunk, (rows + self.biasRows(), step * positions), flat.dtype)
-        for first in range(0, batch, step):
-            last = min(batch, first + step)
-            yield first, last, self.lowerShifted(flat, first * positions, last * positions,
-                                                 self.chunk[:, :(last - first) * positions])
+        cols = self.laneBuffer(lane, "cols", (rows + self.biasRows(), step * positions), flat.dtype)
+        return self.lowerShifted(flat, first * positions, last * positions, cols[:, :(last - first) * positions])
 
     def updateData(self, data):
         grid = self.shiftGrid(data)
         if grid is None or self.grid is None or grid.cell != self.grid.cell:
-            self.flatIn = self.flatGrad = self.gradChunk = None  # kept zero pads are those of one layout only
+            self.flatIn, self.flatGrad, self.lanes = None, None, []  # kept zero pads are those of one layout only
         self.grid = grid
         if self.grid is not None:
             return self.shiftedForward(data)
@@ -226,12 +253,17 @@ class ConvND(Module):
         W, bias = self.groupedWeight(), self.bias()
         if self.biasRows():
             W, bias = xp.concatenate((W, bias[:, None]), axis=1), None
-        for first, last, cols in self.shiftChunks(self.flatIn, n):
-            self.rows = buffer(self.rows, (self.outmaps, self.chunk.shape[1]), data.dtype)
-            rows = self.groupMatmul(W, self.grouped(cols), self.rows[:, :cols.shape[1]])
+        step = self.chunkSamples(self.inmaps * math.prod(self.size), n, data.dtype)
+
+        def chunk(lane, first, last):
+            cols = self.lowerChunk(lane, self.flatIn, first, last, step)
+            rows = self.laneBuffer(lane, "rows", (self.outmaps, step * self.grid.positions), data.dtype)
+            rows = self.groupMatmul(W, self.grouped(cols), rows[:, :cols.shape[1]])
             self.withBias(self.grid.cells(rows, last - first, 0, (0,) * self.nd, outsize), out[first:last], bias)
-        if self.chunk.shape[1] == self.grid.columns(n):  # one chunk held the whole column matrix: keep it
-            self.cols, self.colsWhole = self.chunk, True
+
+        self.runChunks(chunk, n, step)
+        if step == n:  # one chunk held the whole column matrix: keep it
+            self.cols, self.colsWhole = self.lanes[0]["cols"], True
         self.gradFrom = None
         return out
 
@@ -283,40 +315,58 @@ class ConvND(Module):
         W = self.groupedWeight().swapaxes(-1, -2)
         rows = self.inmaps * math.prod(self.size)
         step = self.chunkSamples(rows, grad.shape[0], grad.dtype)
-        self.colGrad = buffer(self.colGrad, (rows, step * positions + reach), grad.dtype)
-        self.flatInGrad = buffer(self.flatInGrad, (self.inmaps, step * positions), grad.dtype)
-        for first in range(0, grad.shape[0], step):
-            last = min(grad.shape[0], first + step)
+
+        def chunk(lane, first, last):
             start, stop = first * positions, last * positions
-            self.groupMatmul(W, self.grouped(self.flatGrad[:, start:stop + reach]),
-                             self.colGrad[:, :stop - start + reach])
-            chunk = self.grid.sumTaps(self.colGrad, self.flatInGrad[:, :stop - start])
-            xp.copyto(out[first:last], self.grid.cells(chunk, last - first, 0, self.pad, out.shape[2:]))
+            colGrad = self.laneBuffer(lane, "colGrad", (rows, step * positions + reach), grad.dtype)
+            self.groupMatmul(W, self.grouped(self.flatGrad[:, start:stop + reach]), colGrad[:, :stop - start + reach])
+            inGrad = self.laneBuffer(lane, "inGrad", (self.inmaps, step * positions), grad.dtype)
+            part = self.grid.sumTaps(colGrad, inGrad[:, :stop - start])
+            xp.copyto(out[first:last], self.grid.cells(part, last - first, 0, self.pad, out.shape[2:]))
+
+        self.runChunks(chunk, grad.shape[0], step)
         return out
 
     def accGradParams(self, grad):
         biasRow = self.biasRows() == 1
-        for rows, cols in self.weightGradFactors(grad):
-            self.accumulateWeightGrad(self.grouped(rows), self.grouped(cols).swapaxes(-1, -2), biasRow)
+        if self.grid is None or self.colsWhole:
+            rows = self.lowerGrad(grad)
+            self.accumulateWeightGrad(self.grouped(rows), self.grouped(self.inputCols()).swapaxes(-1, -2), biasRow)
             if "b" in self.vars and not biasRow:
                 self.vars["b"].accumulateSum(rows, axis=1)
-
-    def weightGradFactors(self, grad):
-        """(lowered gradient, column matrix) pairs whose products sum to the weight gradient: the whole ones,
-        or on the ShiftGrid those of each chunk of samples when forward kept no whole column matrix. There,
-        when no input gradient lowered the whole gradient in this pass (a first layer's), each chunk's is laid
-        out on its own into a kept buffer, which its GEMM then reads from cache (10 % off a 3-channel first
-        layer's backward pass)."""
-        if self.grid is None or self.colsWhole:
-            yield self.lowerGrad(grad), self.inputCols()
             return
-        lowered, positions = self.gradFrom is grad, self.grid.positions
-        for first, last, cols in self.shiftChunks(self.flatIn, grad.shape[0]):
+        self.accumulateProduct(self.chunkedWeightGrad(grad), biasRow)
+        if "b" in self.vars and not biasRow:
+            self.vars["b"].accumulateSum(grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=0), axis=1)
+
+    def chunkedWeightGrad(self, grad):
+        """The weightGradProduct of the whole batch on the ShiftGrid when forward kept no whole column matrix:
+        each worker lowers its chunks again and sums their products into its own buffer, then the workers'
+        sums are added. When no input gradient lowered the whole gradient in this pass (a first layer's),
+        each chunk's is laid out on its own into a kept buffer, which its GEMM then reads from cache (10 %
+        off a 3-channel first layer's backward pass)."""
+        lowered, positions, batch = self.gradFrom is grad, self.grid.positions, grad.shape[0]
+        step = self.chunkSamples(self.inmaps * math.prod(self.size), batch, grad.dtype)
+        sums = {}
+
+        def chunk(lane, first, last):
+            cols = self.lowerChunk(lane, self.flatIn, first, last, step)
             if lowered:
-                yield self.gradLowered[:, first * positions:last * positions], cols
+                rows = self.gradLowered[:, first * positions:last * positions]
             else:
-                self.gradChunk = buffer(self.gradChunk, (self.outmaps, self.chunk.shape[1]), grad.dtype, zeroed=True)
-                yield self.gradOnGrid(grad[first:last], self.gradChunk, 0), cols
+                kept = self.laneBuffer(lane, "gradChunk", (self.outmaps, step * positions), grad.dtype, zeroed=True)
+                rows = self.gradOnGrid(grad[first:last], kept, 0)
+            product = self.weightGradProduct(self.grouped(rows), self.grouped(cols).swapaxes(-1, -2))
+            if lane in sums:
+                sums[lane] += product
+            else:
+                sums[lane] = product
+
+        self.runChunks(chunk, batch, step)
+        total, *others = sums.values()
+        for other in others:
+            total += other
+        return total
 
     # --- per-sample gradients -------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from macrobatch.engine import parallel
 from macrobatch.engine.backend import isCuda, toDevice, toHost
 from macrobatch.modules.conv1d import Conv1D
 from macrobatch.modules.conv2d import Conv2D
@@ -63,7 +64,34 @@ def test_output_and_all_gradients_match_the_im2col_path(cls, name, samples):
     x = rng.standard_normal((3, 4) + spatial[cls]).astype(np.float32)
     g = rng.standard_normal((3, mod.outmaps) + mod.outputSize(spatial[cls])).astype(np.float32)
     ours, theirs = run(mod, x, g), run(twin, x, g)
-    assert mod.grid is not None and twin.grid is None and mod.chunk.shape[1] == (samples or 3) * mod.grid.positions
+    perChunk = min(samples or 3, -(-3 // parallel.workers))  # every worker gets a chunk
+    assert mod.grid is not None and twin.grid is None and mod.lanes[0]["cols"].shape[1] == perChunk * mod.grid.positions
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("firstLayer", [False, True], ids=["with-input-gradient", "first-layer"])
+@pytest.mark.parametrize("name", ["same-3", "groups", "dilation"])
+@pytest.mark.parametrize("cls", spatial)
+def test_chunks_dealt_to_three_workers_match_the_im2col_path(monkeypatch, cls, name, firstLayer):
+    """Seven samples in chunks of one, dealt 3-2-2 to three workers: each lowers and multiplies its chunks in
+    its own buffers, the weight gradient is the sum of the workers' sums (with the first layer's gradient
+    laid out chunk by chunk), and every result is im2col's."""
+    monkeypatch.setattr(parallel, "workers", 3)
+    mod = make(cls, geometries[name])
+    mod.chunkBytes = 1
+    twin = im2colTwin(mod)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 4) + spatial[cls]).astype(np.float32)
+    g = rng.standard_normal((7, mod.outmaps) + mod.outputSize(spatial[cls])).astype(np.float32)
+    if firstLayer:
+        for m in (mod, twin):
+            m(toDevice(x))
+            m.backward(toDevice(g), updGrad=False)
+        ours, theirs = [[toHost(v.grad) for v in m.vars.values()] for m in (mod, twin)]
+    else:
+        ours, theirs = run(mod, x, g), run(twin, x, g)
+    assert len(mod.lanes) == 3
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -110,7 +138,7 @@ def test_keeps_no_column_matrix_between_forward_and_backward():
     x = np.random.default_rng(5).standard_normal((2, 8, 11, 11)).astype(np.float32)
     mod(toDevice(x))
     mod.backward(toDevice(np.ones((2, 16, 11, 11), np.float32)))
-    assert mod.cols is None and mod.chunk.shape == (8 * 9 + 1, 12 * 12)  # and the ones row of the bias
+    assert mod.cols is None and mod.lanes[0]["cols"].shape == (8 * 9 + 1, 12 * 12)  # and the ones row of the bias
 
 
 @pytest.mark.parametrize("args, dtype", [(dict(size=3, stride=2, pad=1), np.float32),
@@ -162,7 +190,7 @@ def test_without_an_input_gradient_the_gradient_is_laid_out_chunk_by_chunk(cls, 
             m.zeroGradParams()
             m(x)
             assert m.backward(g, updGrad=False) is None
-        assert mod.flatGrad is None and mod.gradChunk.shape == (6, 2 * mod.grid.positions)
+        assert mod.flatGrad is None and mod.lanes[0]["gradChunk"].shape == (6, 2 * mod.grid.positions)
         for key in mod.vars:
             np.testing.assert_allclose(toHost(mod.vars[key].grad), toHost(twin.vars[key].grad), rtol=1e-5, atol=1e-5)
 
