@@ -52,7 +52,8 @@ import time
 import h5py
 import numpy
 
-from macrobatch.engine import backend
+from macrobatch.engine import backend, parallel
+from macrobatch.engine.gemm import matmul
 
 import measure
 import report
@@ -130,7 +131,8 @@ def machineInfo(torch, device):
     info = {"cpu": measure.cpuModel(), "vectorExtensions": measure.cpuVectorExtensions(),
             "cores": os.cpu_count(), "platform": platform.platform(),
             "backend": backend.name, "torchDevice": device, "torchThreads": torch.get_num_threads(),
-            "numpyBlas": measure.numpyBlas(), "threadEnv": measure.threadEnv(), "commit": measure.gitCommit(repo),
+            "numpyBlas": measure.numpyBlas(),
+            "ourThreads": {"workers": parallel.workers, "blasOwned": parallel.ownsBlas}, "threadEnv": measure.threadEnv(), "commit": measure.gitCommit(repo),
             "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
                          "torch": torch.__version__, "h5py": h5py.__version__,
                          "macrobatch": measure.packageVersion("macrobatch")}}
@@ -214,15 +216,16 @@ def benchModel(key, args, device, extra, batch=batchsize):
 
 
 def gemmContenders(torch, device, n, seed):
-    """Timed blocks of one (n, n) @ (n, n) float32 matmul: 'sgemm' with our backend's array module (NumPy
-    or CuPy) and 'torch.mm', each run once here as a warm-up."""
+    """Timed blocks of one (n, n) @ (n, n) float32 matmul: 'sgemm' through macrobatch's matmul (CuPy's, or
+    on the CPU NumPy's single-threaded BLAS split over macrobatch's threads, as the layers run it) and
+    'torch.mm', each run once here as a warm-up."""
     xp = backend.xp
     rng = numpy.random.default_rng(seed)
     a, b = (rng.standard_normal((n, n), dtype=numpy.float32) for _ in range(2))
     da, db, dout = backend.toDevice(a), backend.toDevice(b), xp.empty((n, n), dtype=numpy.float32)
     ta, tb = (torch.from_numpy(m).to(device) for m in (a, b))
     tout = torch.empty((n, n), device=device)
-    contenders = {"sgemm": (lambda: xp.matmul(da, db, out=dout), backend.synchronize),
+    contenders = {"sgemm": (lambda: matmul(da, db, out=dout), backend.synchronize),
                   "torch.mm": (lambda: torch.mm(ta, tb, out=tout),
                                torch.cuda.synchronize if device == "cuda" else lambda: None)}
     for work, sync in contenders.values():

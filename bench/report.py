@@ -22,7 +22,16 @@ def _machineLine(m):
                if m.get("vectorExtensions") is not None else "")
             + f"; Python {v['python']}, NumPy {v['numpy']} ({m['numpyBlas']}), torch {v['torch']} "
             f"({m['torchThreads']} threads), h5py {v['h5py']}, macrobatch {v['macrobatch']}"
-            + (f" (commit {m['commit']})" if m.get("commit") else "") + ".")
+            + (f" (commit {m['commit']})" if m.get("commit") else "") + _ourThreads(m) + ".")
+
+
+def _ourThreads(m):
+    """How macrobatch ran its CPU work (engine.parallel), where recorded."""
+    threads = m.get("ourThreads")
+    if not threads or m["backend"] == "cuda":
+        return ""
+    blas = "the BLAS on one thread in each" if threads["blasOwned"] else "the BLAS on the threads the user set"
+    return f"; macrobatch on {threads['workers']} threads of its own, {blas}"
 
 
 def markdown(results):
@@ -66,7 +75,7 @@ def markdown(results):
                 f"{_memoryCell(memory, k, 'trainDeviceBytes')}" for k in memory) + ".")
     roof = results.get("roof")
     if roof:
-        lines += ["", f"**Roof.** sgemm ({roof['library']}, {roof['n']}x{roof['n']} float32, median of "
+        lines += ["", f"**Roof.** sgemm (macrobatch's matmul on {roof['library']}, {roof['n']}x{roof['n']} float32, median of "
                       f"{roof['repeats']}): {roof['gflops']:.0f} GFLOP/s (torch.mm: {roof['torchGflops']:.0f})."]
         f = roof.get("mlpStep")
         if f:

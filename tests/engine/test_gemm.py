@@ -1,7 +1,9 @@
-"""matmul of 16-bit data: the float32 product rounded once, as cuBLAS's CUBLAS_COMPUTE_32F gives."""
+"""matmul of 16-bit data: the float32 product rounded once, as cuBLAS's CUBLAS_COMPUTE_32F gives; on the CPU
+large GEMMs split over macrobatch's threads equal one BLAS call."""
 import numpy as np
 import pytest
 
+from macrobatch.engine import gemm, parallel
 from macrobatch.engine.backend import isCuda, toDevice, toHost
 from macrobatch.engine.dtype import bfloat16Dtype
 from macrobatch.engine.errors import DtypeError
@@ -38,3 +40,40 @@ def test_other_dtypes_are_plain_matmul():
     got = matmul(toDevice(a), toDevice(b))
     assert got.dtype == np.float64
     np.testing.assert_array_equal(toHost(got), a @ b)
+
+
+@pytest.mark.skipif(isCuda, reason="the split is the NumPy path")
+@pytest.mark.parametrize("shape", [(300, 70, 500), (100, 90, 900), (2, 3, 160, 80, 700)],
+                         ids=["by-rows", "by-columns", "batched"])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("given", [False, True], ids=["new", "into-out"])
+def test_a_split_gemm_equals_one_blas_call(monkeypatch, shape, transposed, given):
+    """Cut into three parts by rows (from minRowSplit rows) or columns, each a BLAS call of its own on the
+    workers, the product is the one-call product (each element by the same kernel), into out or a new array."""
+    monkeypatch.setattr(parallel, "workers", 3)
+    monkeypatch.setattr(parallel, "ownsBlas", True)
+    monkeypatch.setattr(gemm, "minSplit", 1)
+    *lead, m, k, n = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(tuple(lead) + (k, m) if transposed else tuple(lead) + (m, k)).astype(np.float32)
+    a = a.swapaxes(-1, -2) if transposed else a
+    b = rng.standard_normal(tuple(lead[1:]) + (k, n)).astype(np.float32)  # broadcast over the leading axis
+    calls = []
+    monkeypatch.setattr(parallel, "runParallel", lambda fn, parts: calls.append(parts) or [fn(*p) for p in parts])
+    out = np.full(tuple(lead) + (m, n), np.nan, np.float32) if given else None
+    product = gemm.matmul(a, b, out=out)
+    assert (product is out) == given and len(calls) == 1 and len(calls[0]) == 3
+    np.testing.assert_allclose(product, np.matmul(a, b), rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.skipif(isCuda, reason="the split is the NumPy path")
+def test_small_gemms_and_gemms_inside_a_part_are_one_call(monkeypatch):
+    calls = []
+    monkeypatch.setattr(parallel, "ownsBlas", True)
+    monkeypatch.setattr(parallel, "workers", 2)
+    monkeypatch.setattr(parallel, "runParallel", lambda fn, parts: calls.append(parts))
+    small = np.ones((8, 8), np.float32)
+    np.testing.assert_array_equal(gemm.matmul(small, small), np.full((8, 8), 8, np.float32))
+    monkeypatch.setattr(parallel, "inParallel", lambda: True)
+    big = np.ones((512, 512), np.float32)
+    assert gemm.matmul(big, big)[0, 0] == 512 and calls == []
