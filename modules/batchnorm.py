@@ -155,11 +155,7 @@ class BatchNorm(Module):
         self.batchStats = self.train
         bias = self.vars["bias"].data if self.affine else None
         if not self.train:
-            self.setCoefficients(self.attrs["mean"].copy(), self.attrs["var"])
-            shift = -self.mean * self.k
-            if bias is not None:
-                shift += bias
-            return self.affineMap(data, self.k, shift)
+            return self.affineMap(data, *self.evalAffine())
         count = self.statCount(data.shape)
         weight = 1.0 if self.sync is None or self.sync.samples else 0.0
         mean, = self.reduceSums(self.mapSum(data), weight=weight)
@@ -185,6 +181,14 @@ class BatchNorm(Module):
         packed *= weight
         self.sync.comm.allreduce(packed)
         return xp.split(packed, len(sums))
+
+    def evalAffine(self):
+        """(k, shift), each (maps,): eval mode's y = x * k + shift per map, from the running statistics."""
+        self.setCoefficients(self.attrs["mean"].copy(), self.attrs["var"])
+        shift = -self.mean * self.k
+        if self.affine:
+            shift += self.vars["bias"].data
+        return self.k, shift
 
     def setCoefficients(self, mean, var):
         """Keep the statistics this forward normalises with, 1 / std and k = scale / std, all (maps,)."""

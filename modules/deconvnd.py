@@ -29,6 +29,10 @@ class DeconvND(ConvND):
                              f"{self.dilation} (the larger of the two, per axis), got {self.outPad}")
         self.inRows = None  # the last input as an (inmaps, batch*S) matrix: the weight gradient needs it
 
+    def fusedWith(self, after):
+        """None: a transposed convolution keeps its output maps on W's axis 1, so nothing is folded into it."""
+        return None
+
     def weightShape(self):
         return (self.inmaps, self.outmaps // self.groups) + self.size
 

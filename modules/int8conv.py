@@ -28,6 +28,10 @@ class Int8Conv(ConvND):
         self.attrs["wScale"] = xp.ones((outmaps,), dtype=numpy.float32)
         self.attrs["inScale"] = xp.ones((1,), dtype=numpy.float32)
 
+    def fusedWith(self, after):
+        """None: the int8 weights keep their quantisation grid; a BatchNorm after them runs on its own."""
+        return None
+
     def castAttrs(self, dtype):
         """Keep the int8 weights and float32 scales as they are: the layer computes in its input's dtype."""
 

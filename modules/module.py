@@ -42,6 +42,11 @@ def withoutActivations():
         _forwardState.released -= 1
 
 
+def activationsReleased():
+    """Whether this thread is inside withoutActivations (no backward can follow its forward passes)."""
+    return getattr(_forwardState, "released", 0) > 0
+
+
 class Module:
     """Base class of layers and containers. ``vars``: name -> Variable (trained);
     ``attrs``: name -> array (saved, not trained: running statistics)."""
@@ -77,9 +82,14 @@ class Module:
         self.checkDataShape(data.shape)
         self.inData = data
         out = self.data = self.updateData(data)
-        if getattr(_forwardState, "released", 0):
+        if activationsReleased():
             self.inData = self.data = None
         return out
+
+    def fusedWith(self, after):
+        """A function computing after(self(data)) in one step, for a container running the two in a row under
+        withoutActivations (nothing kept for a backward pass); None when this module has none (the default)."""
+        return None
 
     def backward(self, grad, updGrad=True, updParamGrads=True):
         """Propagate grad (d loss / d output). Returns d loss / d input, or None when updGrad is False

@@ -1,5 +1,5 @@
 """Sequential: a chain of modules, each feeding the next."""
-from .module import Module, buildFromBlueprint
+from .module import Module, activationsReleased, buildFromBlueprint
 
 
 class Sequential(Module):
@@ -40,8 +40,14 @@ class Sequential(Module):
         pass  # every child checks its own input
 
     def updateData(self, data):
-        for mod in self.modules:
-            data = mod(data)
+        """Each child on the last one's output; under withoutActivations a child and the next one run as one
+        where the child offers it (Module.fusedWith: an eval-mode BatchNorm folded into the convolution before it)."""
+        i, released = 0, activationsReleased()
+        while i < len(self.modules):
+            mod, after = self.modules[i], self.modules[i + 1] if i + 1 < len(self.modules) else None
+            fused = mod.fusedWith(after) if released and after is not None else None
+            data = mod(data) if fused is None else fused(data)
+            i += 1 if fused is None else 2
         return data
 
     def backward(self, grad, updGrad=True, updParamGrads=True):

@@ -19,7 +19,7 @@ def test_forward_without_activations_gives_the_same_output_and_keeps_no_layer_in
     assert all(mod.inData is not None and mod.data is not None for mod in net.modules)
     with withoutActivations():
         released = toHost(net(x))
-    np.testing.assert_array_equal(released, kept)
+    np.testing.assert_allclose(released, kept, rtol=1e-5, atol=1e-6)  # the BatchNorm is folded into the conv
     assert all(mod.inData is None and mod.data is None for _, mod in net.namedModules())
 
 
