@@ -132,7 +132,8 @@ def machineInfo(torch, device):
             "cores": os.cpu_count(), "platform": platform.platform(),
             "backend": backend.name, "torchDevice": device, "torchThreads": torch.get_num_threads(),
             "numpyBlas": measure.numpyBlas(),
-            "ourThreads": {"workers": parallel.workers, "blasOwned": parallel.ownsBlas}, "threadEnv": measure.threadEnv(), "commit": measure.gitCommit(repo),
+            "ourThreads": {"workers": parallel.workers, "blasOwned": parallel.ownsBlas},
+            "threadEnv": measure.threadEnv(), "commit": measure.gitCommit(repo),
             "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
                          "torch": torch.__version__, "h5py": h5py.__version__,
                          "macrobatch": measure.packageVersion("macrobatch")}}

@@ -75,8 +75,9 @@ def markdown(results):
                 f"{_memoryCell(memory, k, 'trainDeviceBytes')}" for k in memory) + ".")
     roof = results.get("roof")
     if roof:
-        lines += ["", f"**Roof.** sgemm (macrobatch's matmul on {roof['library']}, {roof['n']}x{roof['n']} float32, median of "
-                      f"{roof['repeats']}): {roof['gflops']:.0f} GFLOP/s (torch.mm: {roof['torchGflops']:.0f})."]
+        lines += ["", f"**Roof.** sgemm (macrobatch's matmul on {roof['library']}, {roof['n']}x{roof['n']} float32, "
+                      f"median of {roof['repeats']}): {roof['gflops']:.0f} GFLOP/s "
+                      f"(torch.mm: {roof['torchGflops']:.0f})."]
         f = roof.get("mlpStep")
         if f:
             lines[-1] += (f" The MLP step counts 3F - 2·N·784·1024 GEMM FLOPs, F = 2·N·Σ in·out the forward "

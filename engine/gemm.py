@@ -1,5 +1,7 @@
 """matmul: the GEMMs of the modules, in their data's dtype, accumulated in float32 for 16-bit data, and
 on the CPU split over macrobatch's threads (engine.parallel: the BLAS itself runs on one thread)."""
+import math
+
 import numpy
 
 from . import parallel
@@ -33,9 +35,10 @@ def splitMatmul(a, b, out=None):
     columns) or else its columns cut into one part per worker thread, each a single-threaded BLAS call.
     Measured on 2 cores against OpenBLAS's own two threads, in the steps' shapes: the same speed to 20 %
     either way for a GEMM alone, and no spinning BLAS thread left behind to slow the NumPy work after it."""
+    if a.ndim < 2 or b.ndim < 2 or not parallel.ownsBlas or parallel.workers < 2 or parallel.inParallel():
+        return numpy.matmul(a, b, out=out)
     m, n = a.shape[-2], b.shape[-1]
-    if a.ndim < 2 or b.ndim < 2 or not parallel.ownsBlas or parallel.workers < 2 or parallel.inParallel() \
-            or m * n * a.shape[-1] * max(1, a.size // (m * a.shape[-1])) < minSplit:
+    if math.prod(a.shape[:-2]) * m * a.shape[-1] * n < minSplit:  # multiply-adds (an empty product has none)
         return numpy.matmul(a, b, out=out)
     if out is None:
         shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)

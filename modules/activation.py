@@ -26,7 +26,8 @@ class ActivationFunctions(NamedTuple):
     order after the arrays, as scalars of the data's dtype. forward(x, out, *params) writes f(x) into
     out; backward(grad, z, *params, out=None) returns the input gradient, written into out when given,
     where z is the output y when fromOutput (the derivative is a function of y, so the input need not be
-    kept) and the input x otherwise. Both work elementwise, so Activation runs them on parts of the batch on every core. The CUDA kernels take the same arguments: (x, *params) -> y and (grad, z, *params) -> dx.
+    kept) and the input x otherwise. Both work elementwise, so Activation runs them on parts of the batch
+    on every core. The CUDA kernels take the same arguments: (x, *params) -> y and (grad, z, *params) -> dx.
     """
     forward: Callable
     backward: Callable

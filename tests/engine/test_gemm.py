@@ -77,3 +77,15 @@ def test_small_gemms_and_gemms_inside_a_part_are_one_call(monkeypatch):
     monkeypatch.setattr(parallel, "inParallel", lambda: True)
     big = np.ones((512, 512), np.float32)
     assert gemm.matmul(big, big)[0, 0] == 512 and calls == []
+
+
+@pytest.mark.skipif(isCuda, reason="the split is the NumPy path")
+@pytest.mark.parametrize("shapes", [((300,), (300, 2000)), ((2000, 300), (300,)), ((0, 3000), (3000, 2000))],
+                         ids=["vector-times-matrix", "matrix-times-vector", "empty-batch"])
+def test_vectors_and_empty_batches_multiply_as_numpy_does(monkeypatch, shapes):
+    """Operands the split does not cut (a 1-d one, no rows) are one NumPy call, as before the split existed."""
+    monkeypatch.setattr(parallel, "ownsBlas", True)
+    monkeypatch.setattr(parallel, "workers", 2)
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal(shape).astype(np.float32) for shape in shapes)
+    np.testing.assert_array_equal(gemm.matmul(a, b), np.matmul(a, b))
